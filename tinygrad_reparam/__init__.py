@@ -1,0 +1,14 @@
+"""tinygrad_reparam: a from-scratch autodiff engine for learning the reparameterization trick."""
+from tinygrad_reparam.tensor import Tensor, no_grad, is_grad_enabled, unbroadcast
+from tinygrad_reparam.ops import where, maximum, minimum, concatenate, stack
+from tinygrad_reparam.random import manual_seed, default_generator
+from tinygrad_reparam.gradcheck import gradcheck, GradcheckError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "no_grad", "is_grad_enabled", "unbroadcast",
+    "where", "maximum", "minimum", "concatenate", "stack",
+    "manual_seed", "default_generator",
+    "gradcheck", "GradcheckError",
+]
