@@ -136,7 +136,7 @@ class Tensor:
         self._parents: tuple = ()
         self._vjps: Optional[tuple] = None
         self._op = "leaf"
-        self._note = None if requires_grad else "it is a leaf created with requires_grad=False"
+        self._note = None
         self._retains_grad = False
 
     # ----------------------------------------------------------------------------------------
@@ -190,8 +190,8 @@ class Tensor:
     def retain_grad(self) -> "Tensor":
         """Ask backward() to store this intermediate tensor's gradient in ``.grad`` too."""
         if not self.requires_grad:
-            raise RuntimeError("retain_grad() on a tensor that does not require grad: "
-                               f"{self._note or 'no input requires grad'}")
+            raise RuntimeError(f"retain_grad() on a tensor that does not require grad: "
+                               f"{self._no_grad_reason()}")
         self._retains_grad = True
         return self
 
@@ -269,11 +269,17 @@ class Tensor:
             if not retain_graph:
                 node._vjps = None  # release the arrays the VJPs saved; keep the structure for viz
 
+    def _no_grad_reason(self) -> str:
+        if self._note:
+            return self._note
+        if self._op in ("leaf", "constant"):
+            return "it is a leaf created with requires_grad=False"
+        return "none of the tensors it was computed from requires grad"
+
     def _why_no_graph(self) -> str:
-        reason = self._note or "none of the tensors it was computed from requires grad"
         return (
             f"backward() called on a tensor that does not require grad ({self._op}, shape "
-            f"{self.shape}): {reason}. Create the inputs you want gradients for with "
+            f"{self.shape}): {self._no_grad_reason()}. Create the inputs you want gradients for with "
             f"Tensor(..., requires_grad=True), outside any no_grad() block."
         )
 
