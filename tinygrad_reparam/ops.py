@@ -30,10 +30,7 @@ from tinygrad_reparam.tensor import Tensor, as_array, from_op
 # ---------------------------------------------------------------------------------------------
 # Helpers: turning numbers and arrays into Tensors, and readable shape errors
 def _constant(data: np.ndarray) -> Tensor:
-    out = Tensor.__new__(Tensor)
-    out.data, out.grad, out.requires_grad = data, None, False
-    out._parents, out._vjps, out._op, out._note, out._retains_grad = (), None, "constant", None, False
-    return out
+    return from_op("constant", data, (), ())
 
 
 def _lift(x, like: Optional[Tensor] = None) -> Tensor:

@@ -123,21 +123,24 @@ class Tensor:
     """
 
     # __slots__ keeps each graph node small and attribute access fast (many nodes per step).
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_vjps", "_op", "_note", "_retains_grad",
-                 "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "name", "_parents", "_vjps", "_op", "_note",
+                 "_retains_grad", "_cuts", "_cut_from", "__weakref__")
     # NumPy must not treat a Tensor as an array inside its own operators: `array * tensor`
     # then falls through to Tensor.__rmul__ and stays in the graph.
     __array_ufunc__ = None
 
-    def __init__(self, data, requires_grad: bool = False):
+    def __init__(self, data, requires_grad: bool = False, name: Optional[str] = None):
         self.data = as_array(data, "Tensor data")
         self.grad: Optional[np.ndarray] = None
         self.requires_grad = bool(requires_grad)
+        self.name = name  # optional label for graph pictures, e.g. "mu" or "eps ~ N(0, 1)"
         self._parents: tuple = ()
         self._vjps: Optional[tuple] = None
         self._op = "leaf"
         self._note = None
         self._retains_grad = False
+        self._cuts: tuple = ()
+        self._cut_from: tuple = ()
 
     # ----------------------------------------------------------------------------------------
     # Properties and conversions
@@ -171,6 +174,18 @@ class Tensor:
     def is_leaf(self) -> bool:
         return not self._parents
 
+    @property
+    def display_parents(self) -> tuple:
+        """For a stochastic node made by ``sample()``: the distribution's parameters it was drawn
+        from. They are kept for pictures only; no gradient flows along these edges (the cut)."""
+        return self._cut_from
+
+    @property
+    def cut_nodes(self) -> list:
+        """The ``sample()`` nodes upstream of this tensor whose parameters require grad: places
+        where a gradient path to those parameters is cut. Empty when nothing is cut."""
+        return list(self._cuts)
+
     def item(self) -> float:
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
@@ -185,6 +200,7 @@ class Tensor:
         out = Tensor.__new__(Tensor)
         _init_node(out, self.data, (), None, "detach")
         out._note = "it was made by detach(), which cuts the graph on purpose"
+        out._cuts = ()  # a deliberate cut is not reported as a lost gradient
         return out
 
     def retain_grad(self) -> "Tensor":
@@ -237,6 +253,8 @@ class Tensor:
         is added to whatever ``.grad`` already holds.
         """
         if not self.requires_grad:
+            if self._cuts:
+                raise RuntimeError(_cut_message(self))
             raise RuntimeError(self._why_no_graph())
         if grad is None:
             if self.data.size != 1:
@@ -341,8 +359,11 @@ def _init_node(out: Tensor, data, parents: tuple, vjps: Optional[tuple], op: str
     # 0-d results of NumPy arithmetic come back as NumPy scalars; keep .data an ndarray.
     out.data = data if type(data) is np.ndarray else np.asarray(data)
     out.grad = None
+    out.name = None
     out._op = op
     out._retains_grad = False
+    out._cut_from = ()
+    out._cuts = _cuts_of(parents) if _GradMode.enabled else ()
     if _GradMode.enabled and any(parent.requires_grad for parent in parents):
         out.requires_grad = True
         out._parents = parents
@@ -350,9 +371,47 @@ def _init_node(out: Tensor, data, parents: tuple, vjps: Optional[tuple], op: str
         out._note = None
     else:  # nothing to differentiate: keep no graph, but remember why for the error message
         out.requires_grad = False
-        out._parents = ()
+        out._parents = parents if out._cuts else ()  # downstream of a cut: kept for display
         out._vjps = None
-        out._note = None if _GradMode.enabled else "it was computed inside a no_grad() block"
+        out._note = None if _GradMode.enabled or not parents else "it was computed inside a no_grad() block"
+
+
+def _cuts_of(parents: tuple) -> tuple:
+    """The cut sample() nodes upstream of any parent (usually none: then this is one check per parent)."""
+    cuts = ()
+    for parent in parents:
+        if parent._cuts:
+            cuts += tuple(cut for cut in parent._cuts if cut not in cuts)
+    return cuts
+
+
+def stochastic_node(op: str, data, distribution_parameters: Sequence[Tensor]) -> Tensor:
+    """The result of ``sample()``: a value drawn from a distribution, with no gradient path.
+
+    The graph is cut here on purpose: the result does not require grad. The distribution's
+    parameters are remembered as ``display_parents`` so pictures can draw the cut edge, and if any
+    of them requires grad the node is recorded as a cut on everything computed from it
+    (``cut_nodes``), so that ``backward()`` can say where the gradient was lost.
+    """
+    out = Tensor.__new__(Tensor)
+    _init_node(out, data, (), None, op)
+    out._cut_from = tuple(p for p in distribution_parameters if isinstance(p, Tensor))
+    if _GradMode.enabled and any(p.requires_grad for p in out._cut_from):
+        out._cuts = (out,)
+    out._note = f"it was drawn by {op}(), which cuts the graph"
+    return out
+
+
+def _cut_message(tensor: Tensor) -> str:
+    names = ", ".join(f"{cut._op} (shape {cut.shape})" for cut in tensor._cuts)
+    return (
+        f"backward() called on a tensor ({tensor._op}, shape {tensor.shape}) whose every path to "
+        f"the parameters runs through a sample() node: {names}. sample() draws a value without a "
+        f"gradient path, so no gradient can reach the distribution's parameters. Use rsample() for "
+        f"a pathwise (reparameterized) gradient, z = loc + scale * eps, or a score-function "
+        f"estimator (tinygrad_reparam.estimators.score_function_surrogate) for distributions "
+        f"without rsample."
+    )
 
 
 def from_op(op: str, data, parents: Sequence[Tensor], vjps: Sequence[VJP]) -> Tensor:
