@@ -39,3 +39,14 @@ def get_rng(rng: Optional[np.random.Generator] = None) -> np.random.Generator:
             f"got {type(rng).__name__}"
         )
     return rng
+
+
+def uniform_open(shape, rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """Uniform noise strictly inside (0, 1), so that log(u) and log(1 - u) are always finite.
+
+    Draws the midpoints (2k + 1) / 2^53 of 2^52 equal bins: exactly representable in float64,
+    never 0 or 1, and symmetric (u and 1 - u have the same law), which keeps the logistic and
+    Gumbel noise built from it exact in both tails.
+    """
+    k = get_rng(rng).integers(0, 2**52, size=shape)
+    return (2.0 * k + 1.0) / 2.0**53

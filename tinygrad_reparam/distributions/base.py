@@ -1,0 +1,144 @@
+"""The Distribution base class: where a random variable meets the graph.
+
+Two ways to draw from q_phi(z):
+
+- ``rsample()`` writes the draw as a deterministic function of the parameters and of
+  parameter-free noise, z = g_phi(eps). It is built from ordinary ops, so gradients flow into phi:
+  this is the reparameterization trick (the pathwise estimator).
+- ``sample()`` draws the same random variable but returns it as a *stochastic node*: a Tensor
+  with no gradient path back to phi. The graph is cut there, visibly: pictures draw the cut edge
+  dashed, and ``backward()`` through it says to use ``rsample()`` or a score-function estimator.
+
+Shapes follow ``sample_shape + batch_shape + event_shape``: ``batch_shape`` is the broadcast shape
+of the parameters (independent distributions side by side), ``event_shape`` the shape of one
+draw (empty for scalar families, ``(k,)`` for a one-hot over k categories).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from tinygrad_reparam.tensor import Tensor, as_array, no_grad, stochastic_node
+
+
+def as_parameter(value, distribution: str, name: str) -> Tensor:
+    """A distribution parameter as a Tensor: Tensors pass through (keeping their graph),
+    numbers and arrays become constant float Tensors."""
+    if isinstance(value, Tensor):
+        return value
+    if value is None:
+        raise TypeError(f"{distribution}: parameter {name} is missing (got None)")
+    return Tensor(as_array(value, f"{distribution}: parameter {name}"))
+
+
+def check_parameter(distribution: str, name: str, values: np.ndarray, ok: np.ndarray,
+                    constraint: str) -> None:
+    """Raise ValueError naming the distribution, the parameter, its constraint and the bad values.
+    NaN never satisfies a constraint."""
+    ok = np.asarray(ok)
+    if not ok.all():
+        bad = np.asarray(values)[~np.broadcast_to(ok, np.shape(values))] if np.ndim(values) else values
+        shown = np.array2string(np.asarray(bad).reshape(-1)[:5], precision=6, separator=", ")
+        count = np.size(bad)
+        raise ValueError(
+            f"{distribution}: parameter {name} must be {constraint}; got {count} bad "
+            f"value{'s' if count != 1 else ''}: {shown}{' ...' if count > 5 else ''}"
+        )
+
+
+def check_sample_shape(sample_shape) -> tuple:
+    if isinstance(sample_shape, (int, np.integer)):
+        sample_shape = (int(sample_shape),)
+    try:
+        sample_shape = tuple(int(n) for n in sample_shape)
+    except TypeError:
+        raise TypeError(f"sample_shape must be a tuple of ints, got {sample_shape!r}") from None
+    if any(n < 0 for n in sample_shape):
+        raise ValueError(f"sample_shape must not contain negative sizes, got {sample_shape}")
+    return sample_shape
+
+
+class Distribution:
+    """Base class. Subclasses set ``has_rsample`` and implement ``log_prob``, ``entropy``,
+    ``mean``, ``variance`` and either ``rsample`` (reparameterizable families) or
+    ``_draw`` (families whose samples cannot be written as a differentiable function of noise)."""
+
+    has_rsample = False
+
+    def __init__(self, batch_shape: tuple, event_shape: tuple = ()):
+        self._batch_shape = tuple(batch_shape)
+        self._event_shape = tuple(event_shape)
+
+    @property
+    def batch_shape(self) -> tuple:
+        return self._batch_shape
+
+    @property
+    def event_shape(self) -> tuple:
+        return self._event_shape
+
+    def parameters(self) -> tuple:
+        """The parameter Tensors, in the order the constructor takes them (for display)."""
+        raise NotImplementedError
+
+    def _extended_shape(self, sample_shape=()) -> tuple:
+        return check_sample_shape(sample_shape) + self._batch_shape + self._event_shape
+
+    # --- drawing ----------------------------------------------------------------------------
+    def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
+        name = type(self).__name__
+        raise NotImplementedError(
+            f"{name} has no rsample(): its samples cannot be written as a differentiable function "
+            f"of its parameters and parameter-free noise. Use sample() with a score-function "
+            f"estimator (tinygrad_reparam.estimators.score_function_surrogate), or a continuous "
+            f"relaxation (RelaxedBernoulli / RelaxedOneHotCategorical, i.e. Gumbel-Softmax)."
+        )
+
+    def _draw(self, sample_shape: tuple, rng) -> np.ndarray:
+        raise NotImplementedError
+
+    def sample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
+        """Draw without a gradient path: the result is a stochastic node that cuts the graph."""
+        with no_grad():
+            if self.has_rsample:
+                value = self.rsample(sample_shape, rng).data
+            else:
+                value = self._draw(check_sample_shape(sample_shape), rng)
+        return stochastic_node(f"{type(self).__name__}.sample", value, self.parameters())
+
+    # --- densities and moments ----------------------------------------------------------------
+    def log_prob(self, value) -> Tensor:
+        raise NotImplementedError
+
+    def entropy(self) -> Tensor:
+        raise NotImplementedError
+
+    @property
+    def mean(self) -> Tensor:
+        raise NotImplementedError
+
+    @property
+    def variance(self) -> Tensor:
+        raise NotImplementedError
+
+    @property
+    def stddev(self) -> Tensor:
+        return self.variance.sqrt()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(batch_shape={self.batch_shape}, event_shape={self.event_shape})"
+
+
+def broadcast_shape(distribution: str, **parameters: Tensor) -> tuple:
+    """The batch shape: the broadcast of all parameter shapes, with a clear error."""
+    try:
+        return np.broadcast_shapes(*(p.shape for p in parameters.values()))
+    except ValueError:
+        shapes = ", ".join(f"{name} {p.shape}" for name, p in parameters.items())
+        raise ValueError(f"{distribution}: parameter shapes cannot be broadcast together: {shapes}") from None
+
+
+def value_tensor(value) -> Tensor:
+    """The argument of log_prob as a Tensor (samples pass through with their graph)."""
+    return value if isinstance(value, Tensor) else Tensor(as_array(value, "log_prob value"))

@@ -1,0 +1,84 @@
+"""Location-scale families: z = loc + scale * eps, with eps drawn from one fixed standard law.
+
+If eps has density f0, then z = loc + scale * eps has density f0((z - loc) / scale) / scale, so
+
+    log q(z) = log f0((z - loc) / scale) - log(scale),        H[q] = H[f0] + log(scale).
+
+``rsample`` is literally ``self.loc + self.scale * eps``, built from the engine's ordinary ops,
+with eps an input leaf that carries all the randomness. That is why gradients flow:
+
+    dz/dloc = 1,        dz/dscale = eps = (z - loc) / scale.
+
+Normal, Laplace, Logistic and Gumbel differ only in the noise, its log-density, its entropy and
+its first two moments; everything else lives here.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from tinygrad_reparam.distributions.base import (
+    Distribution, as_parameter, broadcast_shape, check_parameter, value_tensor,
+)
+from tinygrad_reparam.random import get_rng
+from tinygrad_reparam.tensor import Tensor
+
+
+class LocationScale(Distribution):
+    """Shared base: subclasses define the standard noise and its log-density and moments."""
+
+    has_rsample = True
+    noise_label = "eps"                  # how the noise leaf is labelled in graph pictures
+    standard_entropy = 0.0               # H[f0]
+    standard_mean = 0.0                  # E[eps]
+    standard_variance = 1.0              # Var[eps]
+
+    def __init__(self, loc, scale, validate_args: bool = True):
+        name = type(self).__name__
+        self.loc = as_parameter(loc, name, "loc")
+        self.scale = as_parameter(scale, name, "scale")
+        if validate_args:
+            check_parameter(name, "loc", self.loc.data, np.isfinite(self.loc.data), "finite")
+            check_parameter(name, "scale", self.scale.data,
+                            (self.scale.data > 0) & np.isfinite(self.scale.data), "positive and finite (> 0)")
+        super().__init__(broadcast_shape(name, loc=self.loc, scale=self.scale))
+
+    def parameters(self) -> tuple:
+        return (self.loc, self.scale)
+
+    # Subclasses fill these in -------------------------------------------------------------------
+    def standard_noise(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+        """Draw eps from the standard member of the family (loc 0, scale 1)."""
+        raise NotImplementedError
+
+    def standard_log_density(self, eps: Tensor) -> Tensor:
+        """log f0(eps), as engine ops so that it is differentiable."""
+        raise NotImplementedError
+
+    # Shared by every location-scale family --------------------------------------------------------
+    def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
+        """z = loc + scale * eps: the reparameterization trick. eps is a plain input leaf."""
+        shape = self._extended_shape(sample_shape)
+        eps = Tensor(self.standard_noise(shape, get_rng(rng)), name=self.noise_label)
+        return self.loc + self.scale * eps
+
+    def log_prob(self, value) -> Tensor:
+        """log f0((value - loc) / scale) - log(scale)."""
+        value = value_tensor(value)
+        eps = (value - self.loc) / self.scale
+        return self.standard_log_density(eps) - self.scale.log()
+
+    def entropy(self) -> Tensor:
+        return self.scale.log() + np.full(self.batch_shape, self.standard_entropy)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc + self.scale * self.standard_mean + np.zeros(self.batch_shape)
+
+    @property
+    def variance(self) -> Tensor:
+        return self.scale ** 2 * self.standard_variance + np.zeros(self.batch_shape)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(loc: {self.loc.shape}, scale: {self.scale.shape})"
