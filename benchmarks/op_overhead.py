@@ -1,0 +1,200 @@
+"""Per-op overhead of the engine against the same computation written by hand in NumPy.
+
+The workload is a chain of N small elementwise ops on a vector of 16 float64 numbers,
+
+    y = x;  repeat: y = y * c_mul;  y = y + c_add;  y = tanh(y)
+    loss = sum(y)
+
+followed by the gradient d loss / dx. With arrays this small NumPy itself spends most of its time
+in per-call overhead, so the comparison measures what the engine adds per op: creating a node,
+recording parents and VJP closures in the forward pass, the topological sort and the gradient
+bookkeeping in the backward pass.
+
+The baseline is the best pure NumPy can do: a forward pass that keeps only what the backward pass
+needs (the tanh outputs), then the chain rule by hand in reverse. Before timing, the script checks
+that both give the same gradient (elementwise, to 1e-10 relative). Rounds of the two are
+interleaved in one process so that drifts in machine load hit both alike, and the median over
+rounds is reported, in microseconds per op.
+
+    python benchmarks/op_overhead.py              # N = 2000, 25 rounds
+    python benchmarks/op_overhead.py --quick      # N = 300, 5 rounds
+    python benchmarks/op_overhead.py --n 10000 --rounds 9
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import tinygrad_reparam  # noqa: F401
+except ImportError:  # running from a checkout without installing: use the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tinygrad_reparam import Tensor
+
+SIZE = 16
+OPS_PER_CYCLE = 3  # multiply, add, tanh
+
+
+def make_inputs(seed: int) -> tuple:
+    """x and the two constants. Multipliers just above 1 and tiny shifts keep the chain's
+    Jacobian close to 1, so the gradient after thousands of ops is small but far from underflow
+    and the correctness check compares real numbers, not zeros."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 0.5, SIZE)
+    c_mul = rng.uniform(1.0, 1.01, SIZE)
+    c_add = rng.normal(0.0, 1e-3, SIZE)
+    return x, c_mul, c_add
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine
+def engine_forward(x: Tensor, c_mul: Tensor, c_add: Tensor, n_ops: int) -> Tensor:
+    y = x
+    for i in range(n_ops):
+        step = i % OPS_PER_CYCLE
+        if step == 0:
+            y = y * c_mul
+        elif step == 1:
+            y = y + c_add
+        else:
+            y = y.tanh()
+    return y.sum()
+
+
+def engine_round(x0, c_mul, c_add, n_ops: int) -> tuple:
+    """(forward seconds, backward seconds, gradient) for one forward + backward pass."""
+    x = Tensor(x0, requires_grad=True)
+    c_mul, c_add = Tensor(c_mul), Tensor(c_add)  # constants: no gradient wanted
+    start = time.perf_counter()
+    loss = engine_forward(x, c_mul, c_add, n_ops)
+    middle = time.perf_counter()
+    loss.backward()
+    end = time.perf_counter()
+    return middle - start, end - middle, x.grad
+
+
+# ---------------------------------------------------------------------------------------------
+# The same thing by hand
+def numpy_forward(x: np.ndarray, c_mul: np.ndarray, c_add: np.ndarray, n_ops: int) -> tuple:
+    """The loss and the tanh outputs, which are all the backward pass needs."""
+    y = x
+    tanh_outputs = []
+    for i in range(n_ops):
+        step = i % OPS_PER_CYCLE
+        if step == 0:
+            y = y * c_mul
+        elif step == 1:
+            y = y + c_add
+        else:
+            y = np.tanh(y)
+            tanh_outputs.append(y)
+    return y.sum(), tanh_outputs
+
+
+def numpy_backward(c_mul: np.ndarray, tanh_outputs: list, n_ops: int) -> np.ndarray:
+    """The chain rule, last op first: d sum/dy = 1, d(y*c)/dy = c, d(y+c)/dy = 1,
+    d tanh(y)/dy = 1 - tanh(y)^2."""
+    g = np.ones(SIZE)
+    for i in reversed(range(n_ops)):
+        step = i % OPS_PER_CYCLE
+        if step == 0:
+            g = g * c_mul
+        elif step == 2:
+            t = tanh_outputs.pop()
+            g = g * (1 - t * t)
+        # step == 1 (add): the gradient passes through unchanged
+    return g
+
+
+def numpy_round(x0, c_mul, c_add, n_ops: int) -> tuple:
+    start = time.perf_counter()
+    _, saved = numpy_forward(x0, c_mul, c_add, n_ops)
+    middle = time.perf_counter()
+    grad = numpy_backward(c_mul, saved, n_ops)
+    end = time.perf_counter()
+    return middle - start, end - middle, grad
+
+
+# ---------------------------------------------------------------------------------------------
+def check_gradients(x0, c_mul, c_add, n_ops: int) -> None:
+    """The engine and the hand-written chain rule must agree before their speeds mean anything."""
+    *_, engine_grad = engine_round(x0, c_mul, c_add, n_ops)
+    *_, numpy_grad = numpy_round(x0, c_mul, c_add, n_ops)
+    if not (np.all(np.isfinite(numpy_grad)) and np.all(numpy_grad != 0)):
+        raise SystemExit(f"the hand-written gradient has zeros or non-finite values for N = "
+                         f"{n_ops}; the check would be empty. Use a smaller --n.")
+    if not np.allclose(engine_grad, numpy_grad, rtol=1e-10, atol=0.0):
+        worst = np.max(np.abs(engine_grad - numpy_grad) / np.abs(numpy_grad))
+        raise SystemExit(f"gradients differ: largest relative difference {worst:.3e} > 1e-10")
+    worst = np.max(np.abs(engine_grad - numpy_grad) / np.abs(numpy_grad))
+    print(f"gradient check: engine == hand-written NumPy (largest relative difference "
+          f"{worst:.1e}; |dloss/dx| from {np.abs(numpy_grad).min():.2e} to "
+          f"{np.abs(numpy_grad).max():.2e})")
+
+
+def time_rounds(x0, c_mul, c_add, n_ops: int, rounds: int) -> dict:
+    """Interleaved rounds after one untimed warm-up of each; times in seconds."""
+    engine_round(x0, c_mul, c_add, n_ops)
+    numpy_round(x0, c_mul, c_add, n_ops)
+    times = {"engine": [], "numpy": []}
+    for _ in range(rounds):
+        for name, run in (("engine", engine_round), ("numpy", numpy_round)):
+            gc.collect()  # start every round from the same heap; gc stays enabled while timing
+            forward, backward, _ = run(x0, c_mul, c_add, n_ops)
+            times[name].append((forward, backward))
+    return times
+
+
+def per_op_medians(samples: list, n_ops: int) -> tuple:
+    """Median forward, backward and total microseconds per op."""
+    scale = 1e6 / n_ops
+    forward = statistics.median(f for f, _ in samples) * scale
+    backward = statistics.median(b for _, b in samples) * scale
+    total = statistics.median(f + b for f, b in samples) * scale
+    return forward, backward, total
+
+
+def print_table(times: dict, n_ops: int, rounds: int) -> None:
+    engine = per_op_medians(times["engine"], n_ops)
+    hand = per_op_medians(times["numpy"], n_ops)
+    print(f"\nchain of {n_ops} ops on shape ({SIZE},), median of {rounds} interleaved rounds, "
+          f"microseconds per op")
+    print(f"{'':18s}{'engine':>10s}{'numpy':>10s}{'ratio':>9s}")
+    for label, e, h in zip(("forward", "backward", "forward+backward"), engine, hand):
+        print(f"{label:18s}{e:10.2f}{h:10.2f}{e / h:8.1f}x")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="ops in the chain (default 2000)")
+    parser.add_argument("--rounds", type=int, default=25, help="timed rounds (default 25)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="N = 300 and 5 rounds")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.rounds = min(args.n, 300), min(args.rounds, 5)
+    if args.n < 1 or args.rounds < 1:
+        parser.error("--n and --rounds must be at least 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    print(f"python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}")
+    x0, c_mul, c_add = make_inputs(args.seed)
+    check_gradients(x0, c_mul, c_add, args.n)
+    times = time_rounds(x0, c_mul, c_add, args.n, args.rounds)
+    print_table(times, args.n, args.rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
