@@ -363,8 +363,16 @@ def _init_node(out: Tensor, data, parents: tuple, vjps: Optional[tuple], op: str
     out._op = op
     out._retains_grad = False
     out._cut_from = ()
-    out._cuts = _cuts_of(parents) if _GradMode.enabled else ()
-    if _GradMode.enabled and any(parent.requires_grad for parent in parents):
+    # One plain loop over the inputs (faster than any(...) with a generator; this runs per op).
+    any_parent_requires_grad = False
+    cuts = ()
+    for parent in parents:
+        if parent.requires_grad:
+            any_parent_requires_grad = True
+        if parent._cuts:
+            cuts += tuple(cut for cut in parent._cuts if cut not in cuts)
+    out._cuts = cuts if _GradMode.enabled else ()
+    if _GradMode.enabled and any_parent_requires_grad:
         out.requires_grad = True
         out._parents = parents
         out._vjps = vjps
@@ -374,15 +382,6 @@ def _init_node(out: Tensor, data, parents: tuple, vjps: Optional[tuple], op: str
         out._parents = parents if out._cuts else ()  # downstream of a cut: kept for display
         out._vjps = None
         out._note = None if _GradMode.enabled or not parents else "it was computed inside a no_grad() block"
-
-
-def _cuts_of(parents: tuple) -> tuple:
-    """The cut sample() nodes upstream of any parent (usually none: then this is one check per parent)."""
-    cuts = ()
-    for parent in parents:
-        if parent._cuts:
-            cuts += tuple(cut for cut in parent._cuts if cut not in cuts)
-    return cuts
 
 
 def stochastic_node(op: str, data, distribution_parameters: Sequence[Tensor]) -> Tensor:
