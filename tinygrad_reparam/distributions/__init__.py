@@ -1,10 +1,19 @@
 """Distributions: ``sample()`` cuts the graph, ``rsample()`` is z = loc + scale * eps and does not.
 
-Import as ``import tinygrad_reparam.distributions as D``.
+Import as ``import tinygrad_reparam.distributions as D``. Each family lives in a small file of
+its own and registers its closed-form KL divergences there.
 """
 from tinygrad_reparam.distributions.base import Distribution
 from tinygrad_reparam.distributions.kl import kl_divergence, register_kl
 from tinygrad_reparam.distributions.location_scale import LocationScale
 from tinygrad_reparam.distributions.normal import Normal
+from tinygrad_reparam.distributions.laplace import Laplace
+from tinygrad_reparam.distributions.logistic import Logistic
+from tinygrad_reparam.distributions.gumbel import Gumbel
+from tinygrad_reparam.distributions.lognormal import LogNormal
+from tinygrad_reparam.distributions.uniform import Uniform
 
-__all__ = ["Distribution", "LocationScale", "Normal", "kl_divergence", "register_kl"]
+__all__ = [
+    "Distribution", "LocationScale", "kl_divergence", "register_kl",
+    "Normal", "Laplace", "Logistic", "Gumbel", "LogNormal", "Uniform",
+]

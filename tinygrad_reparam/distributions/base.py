@@ -36,9 +36,9 @@ def check_parameter(distribution: str, name: str, values: np.ndarray, ok: np.nda
                     constraint: str) -> None:
     """Raise ValueError naming the distribution, the parameter, its constraint and the bad values.
     NaN never satisfies a constraint."""
-    ok = np.asarray(ok)
+    values, ok = np.broadcast_arrays(np.asarray(values), np.asarray(ok))
     if not ok.all():
-        bad = np.asarray(values)[~np.broadcast_to(ok, np.shape(values))] if np.ndim(values) else values
+        bad = values[~ok]
         shown = np.array2string(np.asarray(bad).reshape(-1)[:5], precision=6, separator=", ")
         count = np.size(bad)
         raise ValueError(

@@ -28,7 +28,9 @@ def register_kl(type_p: type, type_q: type) -> Callable:
 
 def kl_divergence(p, q) -> Tensor:
     """KL(p || q), elementwise over the broadcast batch shape of p and q."""
-    fn = _KL_REGISTRY.get((type(p), type(q)))
+    # Look through the parent classes too, so a subclass of Normal finds Normal's closed form.
+    fn = next((_KL_REGISTRY[(a, b)] for a in type(p).__mro__ for b in type(q).__mro__
+               if (a, b) in _KL_REGISTRY), None)
     if fn is None:
         raise NotImplementedError(
             f"kl_divergence({type(p).__name__}, {type(q).__name__}): no closed form is registered "

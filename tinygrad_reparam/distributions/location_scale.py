@@ -47,6 +47,10 @@ class LocationScale(Distribution):
     def parameters(self) -> tuple:
         return (self.loc, self.scale)
 
+    def _dtype(self) -> np.dtype:
+        """float64 unless both parameters are float32 (then samples stay float32 too)."""
+        return np.result_type(self.loc.data, self.scale.data)
+
     # Subclasses fill these in -------------------------------------------------------------------
     def standard_noise(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:
         """Draw eps from the standard member of the family (loc 0, scale 1)."""
@@ -60,7 +64,8 @@ class LocationScale(Distribution):
     def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
         """z = loc + scale * eps: the reparameterization trick. eps is a plain input leaf."""
         shape = self._extended_shape(sample_shape)
-        eps = Tensor(self.standard_noise(shape, get_rng(rng)), name=self.noise_label)
+        noise = self.standard_noise(shape, get_rng(rng)).astype(self._dtype(), copy=False)
+        eps = Tensor(noise, name=self.noise_label)
         return self.loc + self.scale * eps
 
     def log_prob(self, value) -> Tensor:
@@ -70,15 +75,15 @@ class LocationScale(Distribution):
         return self.standard_log_density(eps) - self.scale.log()
 
     def entropy(self) -> Tensor:
-        return self.scale.log() + np.full(self.batch_shape, self.standard_entropy)
+        return self.scale.log() + np.full(self.batch_shape, self.standard_entropy, dtype=self._dtype())
 
     @property
     def mean(self) -> Tensor:
-        return self.loc + self.scale * self.standard_mean + np.zeros(self.batch_shape)
+        return self.loc + self.scale * self.standard_mean + np.zeros(self.batch_shape, dtype=self._dtype())
 
     @property
     def variance(self) -> Tensor:
-        return self.scale ** 2 * self.standard_variance + np.zeros(self.batch_shape)
+        return self.scale ** 2 * self.standard_variance + np.zeros(self.batch_shape, dtype=self._dtype())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(loc: {self.loc.shape}, scale: {self.scale.shape})"

@@ -1,0 +1,49 @@
+"""Gumbel(loc, scale): the law of a maximum, the noise behind the Gumbel-max trick.
+
+Standard noise by inverting the CDF exp(-exp(-eps)) at an open uniform u in (0, 1):
+
+    eps = -log(-log u),        z = mu + beta eps,   dz/dmu = 1,  dz/dbeta = eps.
+
+    log f0(eps) = -(eps + e^-eps),      F(z) = exp(-e^-eps),
+    E[eps] = gamma (Euler's constant, 0.5772...),  Var[eps] = pi^2 / 6,  H[f0] = gamma + 1.
+
+So the mean is mu + beta gamma (not mu: the law is skewed to the right), and argmax_k(log p_k +
+eps_k) with independent standard Gumbel eps_k is a draw from Categorical(p) (the Gumbel-max trick).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tinygrad_reparam.distributions.location_scale import LocationScale
+from tinygrad_reparam.random import uniform_open
+from tinygrad_reparam.tensor import Tensor
+
+EULER_GAMMA = 0.5772156649015329
+
+
+class Gumbel(LocationScale):
+    """Gumbel (type I extreme value) with location (mode) ``loc`` and scale ``scale`` (> 0).
+
+    Its support is the whole real line. Far below the mode the log-density -(eps + e^-eps)
+    falls so fast that it is -inf in float64 (for eps below about -709); no warning is raised.
+    """
+
+    noise_label = "eps ~ Gumbel(0, 1)"
+    standard_entropy = EULER_GAMMA + 1.0
+    standard_mean = EULER_GAMMA
+    standard_variance = math.pi ** 2 / 6.0
+
+    def standard_noise(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+        return -np.log(-np.log(uniform_open(shape, rng)))  # finite, since 0 < u < 1
+
+    def standard_log_density(self, eps: Tensor) -> Tensor:
+        with np.errstate(over="ignore"):  # e^-eps = inf far in the left tail: log-density -inf
+            return -(eps + (-eps).exp())
+
+    def cdf(self, value) -> np.ndarray:
+        """P(Z <= value) = exp(-exp(-eps)) as a plain array (for tests and plots; no gradient)."""
+        eps = (np.asarray(value, dtype=float) - self.loc.data) / self.scale.data
+        with np.errstate(over="ignore"):  # exp(-inf) = 0 far in the left tail, as it should
+            return np.exp(-np.exp(-eps))

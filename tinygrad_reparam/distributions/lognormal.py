@@ -1,0 +1,97 @@
+"""LogNormal(loc, scale): z = exp(x) with x ~ Normal(mu, sigma), a law on the positive reals.
+
+The reparameterization is the Normal's followed by one more ordinary op:
+
+    z = exp(mu + sigma eps),  eps ~ N(0, 1),      dz/dmu = z,   dz/dsigma = z eps.
+
+Change of variables (x = log z, dx/dz = 1/z) gives the density:
+
+    log q(z) = log N(log z; mu, sigma) - log z     for z > 0,   -inf for z <= 0.
+
+    E[z] = exp(mu + sigma^2 / 2),    Var[z] = (exp(sigma^2) - 1) exp(2 mu + sigma^2),
+    H[q] = mu + 1/2 + log(sigma) + log(2 pi) / 2   (the Normal's entropy plus E[log z] = mu),
+    KL(p || q) = KL(Normal(mu_p, sigma_p) || Normal(mu_q, sigma_q))   (KL is invariant under
+    the same invertible map, here exp, applied to both).
+
+``loc`` and ``scale`` are the mean and standard deviation of log z, not of z.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from tinygrad_reparam.distributions.base import (
+    Distribution, as_parameter, broadcast_shape, check_parameter, value_tensor,
+)
+from tinygrad_reparam.distributions.kl import kl_divergence, register_kl
+from tinygrad_reparam.distributions.normal import Normal
+from tinygrad_reparam.ops import where
+from tinygrad_reparam.tensor import Tensor
+
+
+class LogNormal(Distribution):
+    """exp of a Normal(loc, scale): ``loc`` (finite) and ``scale`` (> 0) are the parameters of log z.
+
+    ``log_prob(value)`` is -inf (no NaN, no warning) for value <= 0, outside the support, and
+    its gradient with respect to the parameters is 0 there.
+    """
+
+    has_rsample = True
+
+    def __init__(self, loc, scale, validate_args: bool = True):
+        name = type(self).__name__
+        self.loc = as_parameter(loc, name, "loc")
+        self.scale = as_parameter(scale, name, "scale")
+        if validate_args:
+            check_parameter(name, "loc", self.loc.data, np.isfinite(self.loc.data), "finite")
+            check_parameter(name, "scale", self.scale.data,
+                            (self.scale.data > 0) & np.isfinite(self.scale.data), "positive and finite (> 0)")
+        super().__init__(broadcast_shape(name, loc=self.loc, scale=self.scale))
+        # log z ~ Normal(loc, scale): already validated above, under this class's name
+        self.base_dist = Normal(self.loc, self.scale, validate_args=False)
+
+    def parameters(self) -> tuple:
+        return (self.loc, self.scale)
+
+    def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
+        """z = exp(loc + scale * eps): the Normal's reparameterization, then exp."""
+        return self.base_dist.rsample(sample_shape, rng).exp()
+
+    def log_prob(self, value) -> Tensor:
+        """log N(log value; loc, scale) - log value for value > 0, and -inf for value <= 0."""
+        value = value_tensor(value)
+        positive = value.data > 0
+        safe_value = where(positive, value, 1.0)  # log is only taken of positive numbers
+        log_value = safe_value.log()
+        inside = self.base_dist.log_prob(log_value) - log_value
+        return where(positive, inside, -np.inf)
+
+    def entropy(self) -> Tensor:
+        return self.base_dist.entropy() + self.loc  # H[log z] + E[log z]
+
+    @property
+    def mean(self) -> Tensor:
+        return (self.loc + 0.5 * self.scale ** 2).exp()
+
+    @property
+    def variance(self) -> Tensor:
+        s2 = self.scale ** 2
+        return (s2.exp() - 1.0) * (2.0 * self.loc + s2).exp()
+
+    def cdf(self, value) -> np.ndarray:
+        """P(Z <= value) = Phi((log value - loc) / scale), 0 for value <= 0, as a plain array
+        (for tests and plots; no gradient)."""
+        value = np.asarray(value, dtype=float)
+        positive = value > 0
+        log_value = np.log(np.where(positive, value, 1.0))
+        return np.where(positive, self.base_dist.cdf(log_value), 0.0)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(loc: {self.loc.shape}, scale: {self.scale.shape})"
+
+
+@register_kl(LogNormal, LogNormal)
+def _kl_lognormal_lognormal(p: LogNormal, q: LogNormal) -> Tensor:
+    """KL between the laws of log z: the Normal-Normal closed form."""
+    return kl_divergence(p.base_dist, q.base_dist)

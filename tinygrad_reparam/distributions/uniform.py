@@ -1,0 +1,93 @@
+"""Uniform(low, high): the flat law on [low, high), the raw material of every other sampler.
+
+The reparameterization is an affine map of u ~ U(0, 1):
+
+    z = low + (high - low) u,      dz/dlow = 1 - u,   dz/dhigh = u.
+
+    log q(z) = -log(high - low)  for low <= z < high,   -inf outside,
+    H[q] = log(high - low),   E[z] = (low + high) / 2,   Var[z] = (high - low)^2 / 12,
+    F(z) = clip((z - low) / (high - low), 0, 1).
+
+KL(p || q) = log((h_q - l_q) / (h_p - l_p)) when [l_p, h_p] lies inside [l_q, h_q], and +inf
+otherwise (p puts mass where q has none).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from tinygrad_reparam.distributions.base import (
+    Distribution, as_parameter, broadcast_shape, check_parameter, value_tensor,
+)
+from tinygrad_reparam.distributions.kl import register_kl
+from tinygrad_reparam.ops import where
+from tinygrad_reparam.random import get_rng, uniform_open
+from tinygrad_reparam.tensor import Tensor
+
+
+class Uniform(Distribution):
+    """Uniform on [low, high) with finite ``low`` < ``high`` (elementwise, after broadcasting).
+
+    ``log_prob(value)`` is -inf (no warning) outside [low, high). Inside it is -log(high - low),
+    which depends on low and high (gradients flow to them) but not on the value.
+    """
+
+    has_rsample = True
+
+    def __init__(self, low, high, validate_args: bool = True):
+        name = type(self).__name__
+        self.low = as_parameter(low, name, "low")
+        self.high = as_parameter(high, name, "high")
+        batch_shape = broadcast_shape(name, low=self.low, high=self.high)
+        if validate_args:
+            check_parameter(name, "low", self.low.data, np.isfinite(self.low.data), "finite")
+            check_parameter(name, "high", self.high.data, np.isfinite(self.high.data), "finite")
+            low_b, high_b = np.broadcast_arrays(self.low.data, self.high.data)
+            ordered = low_b < high_b
+            if not ordered.all():
+                highs = np.array2string(high_b[~ordered][:5], precision=6, separator=", ")
+                check_parameter(name, "low", low_b, ordered,
+                                f"less than high (low < high; the matching high values are {highs})")
+        super().__init__(batch_shape)
+
+    def parameters(self) -> tuple:
+        return (self.low, self.high)
+
+    def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
+        """z = low + (high - low) * u, with u an input leaf drawn strictly inside (0, 1)."""
+        shape = self._extended_shape(sample_shape)
+        u = Tensor(uniform_open(shape, get_rng(rng)), name="u ~ U(0, 1)")
+        return self.low + (self.high - self.low) * u
+
+    def log_prob(self, value) -> Tensor:
+        """-log(high - low) for low <= value < high, -inf outside."""
+        value = value_tensor(value).data
+        inside = (value >= self.low.data) & (value < self.high.data)
+        return where(inside, -(self.high - self.low).log(), -np.inf)
+
+    def entropy(self) -> Tensor:
+        return (self.high - self.low).log()
+
+    @property
+    def mean(self) -> Tensor:
+        return 0.5 * (self.low + self.high)
+
+    @property
+    def variance(self) -> Tensor:
+        return (self.high - self.low) ** 2 / 12.0
+
+    def cdf(self, value) -> np.ndarray:
+        """P(Z <= value) as a plain array (for tests and plots; no gradient)."""
+        value = np.asarray(value, dtype=float)
+        return np.clip((value - self.low.data) / (self.high.data - self.low.data), 0.0, 1.0)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(low: {self.low.shape}, high: {self.high.shape})"
+
+
+@register_kl(Uniform, Uniform)
+def _kl_uniform_uniform(p: Uniform, q: Uniform) -> Tensor:
+    """log((h_q - l_q) / (h_p - l_p)) if l_q <= l_p and h_p <= h_q, else +inf."""
+    nested = (q.low.data <= p.low.data) & (p.high.data <= q.high.data)
+    return where(nested, ((q.high - q.low) / (p.high - p.low)).log(), np.inf)
