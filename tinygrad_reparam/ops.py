@@ -180,6 +180,13 @@ def log(a: Tensor) -> Tensor:
     ))
 
 
+def log1p(a: Tensor) -> Tensor:
+    """log(1 + a), accurate when |a| is tiny (where 1 + a would round to 1)."""
+    return from_op("log1p", np.log1p(a.data), (a,), (
+        lambda g: g / (1.0 + a.data),  # d log(1+a)/da = 1/(1+a)
+    ))
+
+
 def tanh(a: Tensor) -> Tensor:
     out = np.tanh(a.data)
     return from_op("tanh", out, (a,), (

@@ -326,6 +326,7 @@ class Tensor:
 
     def exp(self): return _ops.exp(self)
     def log(self): return _ops.log(self)
+    def log1p(self): return _ops.log1p(self)
     def sqrt(self): return _ops.sqrt(self)
     def tanh(self): return _ops.tanh(self)
     def sigmoid(self): return _ops.sigmoid(self)

@@ -12,8 +12,13 @@ from tinygrad_reparam.distributions.logistic import Logistic
 from tinygrad_reparam.distributions.gumbel import Gumbel
 from tinygrad_reparam.distributions.lognormal import LogNormal
 from tinygrad_reparam.distributions.uniform import Uniform
+from tinygrad_reparam.distributions.bernoulli import Bernoulli
+from tinygrad_reparam.distributions.categorical import Categorical
+from tinygrad_reparam.distributions.relaxed_bernoulli import RelaxedBernoulli
+from tinygrad_reparam.distributions.relaxed_categorical import RelaxedOneHotCategorical
 
 __all__ = [
     "Distribution", "LocationScale", "kl_divergence", "register_kl",
     "Normal", "Laplace", "Logistic", "Gumbel", "LogNormal", "Uniform",
+    "Bernoulli", "Categorical", "RelaxedBernoulli", "RelaxedOneHotCategorical",
 ]

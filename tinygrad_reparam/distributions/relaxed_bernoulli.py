@@ -1,0 +1,139 @@
+"""RelaxedBernoulli(temperature, probs or logits): the Binary Concrete (Maddison et al. 2017).
+
+A Bernoulli draw is a step of logistic noise, z = [l + L > 0]. Replace the step by a sigmoid of
+temperature tau and the draw becomes a differentiable function of the parameters:
+
+    L = log u - log(1 - u) ~ Logistic(0, 1),     u ~ Uniform(0, 1)   (the noise leaf)
+    x = (l + L) / tau,                           y = sigmoid(x) in (0, 1),
+    dy/dl = y (1 - y) / tau.
+
+As tau -> 0, y -> z, the Bernoulli draw on the same noise: y > 1/2 exactly when l + L > 0, so
+P(y > 1/2) = sigmoid(l) at every temperature. At tau = 0.01 y is 0 or 1 to float64 precision
+for most draws; the stable sigmoid keeps the sample and its gradient finite.
+
+Density. x = logit(y) is Logistic(l / tau, 1 / tau), so with f_L(s) = e^-s / (1 + e^-s)^2,
+
+    log q(x) = log tau + log f_L(tau x - l),           log f_L(s) = -s - 2 softplus(-s),
+    log q(y) = log q(x) - log y - log(1 - y)           (change of variables, dx/dy = 1/(y(1-y)))
+             = log tau + l + (tau - 1)(log y + log(1 - y)) - 2 log(y^tau + e^l (1 - y)^tau),
+
+the second form being the one in the paper. ``log_prob(y)`` uses the first, through
+x = log y - log1p(-y), so it is finite for every y strictly inside (0, 1). The support is the
+open interval: y = 0 or y = 1 exactly gives -inf (NaN gives NaN). At low temperature float64
+rounds most samples to exactly 0 or 1, so work in logit space there: ``rsample_logit`` returns x
+(always finite) and ``log_prob_logit(x)`` its log-density, finite for every finite x.
+
+p = 0 or 1 (logits +-inf) would make the relaxation a point mass with no density, so probs must
+lie in the open interval (0, 1) and logits must be finite. There is no closed form for the mean,
+variance or entropy: those raise NotImplementedError; estimate them by Monte Carlo.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from tinygrad_reparam.distributions.base import (
+    Distribution, as_parameter, broadcast_shape, check_parameter, value_tensor,
+)
+from tinygrad_reparam.distributions.probs_logits import (
+    log1m_or_neg_inf, log_or_neg_inf, outside_support, probs_or_logits,
+)
+from tinygrad_reparam.ops import where
+from tinygrad_reparam.random import uniform_open
+from tinygrad_reparam.tensor import Tensor
+
+
+def check_temperature(distribution: str, temperature: Tensor) -> None:
+    values = temperature.data
+    check_parameter(distribution, "temperature", values, (values > 0) & np.isfinite(values),
+                    "positive and finite (> 0)")
+
+
+class RelaxedBernoulli(Distribution):
+    """y = sigmoid((logits + L) / temperature), L ~ Logistic(0, 1): a Bernoulli you can rsample."""
+
+    has_rsample = True
+    noise_label = "L ~ Logistic(0, 1)"
+
+    def __init__(self, temperature, probs=None, logits=None, validate_args: bool = True):
+        name = type(self).__name__
+        self.temperature = as_parameter(temperature, name, "temperature")
+        self._given, parameter = probs_or_logits(name, probs, logits)
+        values = parameter.data
+        if validate_args:
+            check_temperature(name, self.temperature)
+            if self._given == "probs":
+                check_parameter(name, "probs", values, (values > 0) & (values < 1),
+                                "in the open interval (0, 1) (at 0 or 1 the relaxation has no density)")
+            else:
+                check_parameter(name, "logits", values, np.isfinite(values), "finite")
+        self._parameter = parameter
+        super().__init__(broadcast_shape(name, temperature=self.temperature, **{self._given: parameter}))
+
+    def parameters(self) -> tuple:
+        return (self.temperature, self._parameter)
+
+    def _dtype(self) -> np.dtype:
+        """float32 parameters give float32 samples (the noise is drawn in float64, then cast)."""
+        return np.result_type(self.temperature.dtype, self._parameter.dtype)
+
+    @property
+    def probs(self) -> Tensor:
+        if self._given == "probs":
+            return self._parameter
+        return self._parameter.sigmoid()
+
+    @property
+    def logits(self) -> Tensor:
+        """As given, or log p - log1p(-p)."""
+        if self._given == "logits":
+            return self._parameter
+        return log_or_neg_inf(self._parameter) - log1m_or_neg_inf(self._parameter)
+
+    # --- drawing ------------------------------------------------------------------------------
+    def rsample_logit(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
+        """x = (logits + L) / temperature: the draw before the sigmoid (finite at any temperature)."""
+        u = uniform_open(self._extended_shape(sample_shape), rng)
+        noise = Tensor((np.log(u) - np.log1p(-u)).astype(self._dtype()), name=self.noise_label)
+        return (self.logits + noise) / self.temperature
+
+    def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
+        """y = sigmoid((logits + L) / temperature)."""
+        return self.rsample_logit(sample_shape, rng).sigmoid()
+
+    # --- densities ------------------------------------------------------------------------------
+    def log_prob_logit(self, x) -> Tensor:
+        """log-density of x = logit(y): log tau + log f_L(tau x - l), f_L the logistic density."""
+        x = value_tensor(x)
+        s = self.temperature * x - self.logits
+        return self.temperature.log() - s - 2.0 * (-s).softplus()
+
+    def log_prob(self, value) -> Tensor:
+        """log q(y) = log q(x) - log y - log(1 - y) at x = logit(y); -inf unless 0 < y < 1."""
+        y = value_tensor(value)
+        v = y.data
+        inside = (v > 0) & (v < 1)
+        if not inside.all():
+            y = where(inside, y, 0.5)  # keeps log away from 0 and 1 where we answer -inf anyway
+        log_y, log_1my = y.log(), (-y).log1p()
+        log_q = self.log_prob_logit(log_y - log_1my) - log_y - log_1my
+        return outside_support(log_q, inside=inside, is_nan=np.isnan(v))
+
+    def entropy(self) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}: the Binary Concrete entropy has no closed "
+                                  f"form; estimate it by Monte Carlo, -log_prob(rsample((n,))).mean(axis=0)")
+
+    @property
+    def mean(self) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}: the Binary Concrete mean has no closed form; "
+                                  f"estimate it by Monte Carlo, rsample((n,)).mean(axis=0)")
+
+    @property
+    def variance(self) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}: the Binary Concrete variance has no closed "
+                                  f"form; estimate it by Monte Carlo from rsample((n,))")
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(temperature: shape {self.temperature.shape}, "
+                f"{self._given}: shape {self._parameter.shape})")

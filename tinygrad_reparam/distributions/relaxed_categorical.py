@@ -1,0 +1,155 @@
+"""RelaxedOneHotCategorical: the Concrete / Gumbel-Softmax distribution on the simplex.
+
+The Gumbel-max trick draws a class of Categorical(logits) as argmax_i (l_i + g_i) with
+g_i = -log(-log u_i) ~ Gumbel(0, 1). Replacing the one-hot of that argmax by a softmax of
+temperature tau gives a differentiable sample (Jang et al. 2017; Maddison et al. 2017):
+
+    y = softmax((l + g) / tau),         computed as exp(log_softmax((l + g) / tau)),
+
+a point of the simplex {y_i > 0, sum_i y_i = 1}, so ``event_shape = (k,)``. Its argmax is exactly
+the Gumbel-max draw, so P(argmax y = i) = p_i at every temperature; as tau -> 0, y tends to that
+one-hot vector. log_softmax keeps tau = 0.01 finite: entries underflow to 0, never to NaN.
+
+Straight-through (``hard=True``): the forward value is the one-hot vector of argmax y, and the
+backward pass uses the gradient of the soft y, written with ordinary ops:
+
+    y_hard = (y - y.detach()) + one_hot(argmax y),
+
+whose value is exactly one_hot (y - y is exactly 0) and whose derivative is that of y.
+
+Density (the Concrete density, w.r.t. Lebesgue measure on the first k - 1 coordinates):
+
+    log q(y) = log (k-1)! + (k-1) log tau + sum_i (l_i - (tau + 1) log y_i)
+               - k logsumexp_i (l_i - tau log y_i),
+
+computed in log space. For k = 2 it is the density of y_0 under RelaxedBernoulli with logits
+l_0 - l_1. ``log_prob`` gives -inf where some y_i <= 0 (outside the open simplex; this includes
+the exact one-hot values of ``hard=True``: pass the soft sample) and does not check that y sums
+to 1. At temperatures so low that float64 rounds entries to 0, the density is -inf.
+
+probs must be > 0 and sum to 1 along the last axis within 1e-6; logits must be finite (a zero
+probability puts every draw on a face of the simplex, where there is no density). The mean,
+variance and entropy have no closed form and raise NotImplementedError.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from tinygrad_reparam.distributions.base import (
+    Distribution, as_parameter, check_parameter, value_tensor,
+)
+from tinygrad_reparam.distributions.categorical import check_category_axis, check_probability_vectors
+from tinygrad_reparam.distributions.probs_logits import log_or_neg_inf, outside_support, probs_or_logits
+from tinygrad_reparam.distributions.relaxed_bernoulli import check_temperature
+from tinygrad_reparam.ops import where
+from tinygrad_reparam.random import uniform_open
+from tinygrad_reparam.tensor import Tensor
+
+
+class RelaxedOneHotCategorical(Distribution):
+    """y = softmax((logits + g) / temperature), g ~ Gumbel(0, 1): a one-hot you can rsample."""
+
+    has_rsample = True
+    noise_label = "g ~ Gumbel(0, 1)"
+
+    def __init__(self, temperature, probs=None, logits=None, hard: bool = False,
+                 validate_args: bool = True):
+        name = type(self).__name__
+        self.temperature = as_parameter(temperature, name, "temperature")
+        self._given, parameter = probs_or_logits(name, probs, logits)
+        self._k = check_category_axis(name, self._given, parameter)
+        values = parameter.data
+        if validate_args:
+            check_temperature(name, self.temperature)
+            if self._given == "probs":
+                check_parameter(name, "probs", values, values > 0,
+                                "> 0 (a zero probability leaves the relaxation without a density)")
+                check_probability_vectors(name, values)
+            else:
+                check_parameter(name, "logits", values, np.isfinite(values), "finite")
+        try:
+            batch_shape = np.broadcast_shapes(self.temperature.shape, parameter.shape[:-1])
+        except ValueError:
+            raise ValueError(f"{name}: temperature {self.temperature.shape} and {self._given} "
+                             f"{parameter.shape} (batch shape {parameter.shape[:-1]} plus one category "
+                             f"axis) cannot be broadcast together") from None
+        self._parameter = parameter
+        self.hard = bool(hard)
+        super().__init__(batch_shape, (self._k,))
+
+    def parameters(self) -> tuple:
+        return (self.temperature, self._parameter)
+
+    @property
+    def num_categories(self) -> int:
+        return self._k
+
+    def _dtype(self) -> np.dtype:
+        """float32 parameters give float32 samples (the noise is drawn in float64, then cast)."""
+        return np.result_type(self.temperature.dtype, self._parameter.dtype)
+
+    @property
+    def probs(self) -> Tensor:
+        if self._given == "probs":
+            return self._parameter
+        return self._parameter.softmax(axis=-1)
+
+    @property
+    def logits(self) -> Tensor:
+        """As given (unnormalized), or log(probs)."""
+        if self._given == "logits":
+            return self._parameter
+        return log_or_neg_inf(self._parameter)
+
+    def _temperature_per_category(self) -> Tensor:
+        """The temperature with a trailing axis, so it broadcasts against the k categories."""
+        return self.temperature.reshape(self.temperature.shape + (1,))
+
+    # --- drawing ------------------------------------------------------------------------------
+    def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
+        """softmax((logits + g) / temperature); with hard=True its one-hot, straight-through."""
+        u = uniform_open(self._extended_shape(sample_shape), rng)
+        gumbel = Tensor((-np.log(-np.log(u))).astype(self._dtype()), name=self.noise_label)
+        y = ((self.logits + gumbel) / self._temperature_per_category()).log_softmax(axis=-1).exp()
+        if not self.hard:
+            return y
+        one_hot = (np.arange(self._k) == y.data.argmax(axis=-1)[..., None]).astype(y.dtype)
+        return (y - y.detach()) + one_hot  # value: one_hot exactly; gradient: that of y
+
+    # --- densities ------------------------------------------------------------------------------
+    def log_prob(self, value) -> Tensor:
+        """The Concrete log-density; -inf unless every y_i > 0."""
+        y = value_tensor(value)
+        v = y.data
+        inside = np.all(v > 0, axis=-1)  # NaN fails v > 0; handled below
+        if not inside.all():
+            y = where(inside[..., None], y, 1.0 / self._k)  # log sees only positive numbers
+        log_y = y.log()
+        tau = self._temperature_per_category()
+        logits = self.logits
+        k = self._k
+        log_normalizer = math.lgamma(k) + (k - 1) * self.temperature.log()  # log (k-1)! + (k-1) log tau
+        score = ((logits - (tau + 1.0) * log_y).sum(axis=-1)
+                 - k * (logits - tau * log_y).logsumexp(axis=-1))
+        return outside_support(log_normalizer + score, inside=inside, is_nan=np.isnan(v).any(axis=-1))
+
+    def entropy(self) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}: the Concrete entropy has no closed form; "
+                                  f"estimate it by Monte Carlo, -log_prob(rsample((n,))).mean(axis=0)")
+
+    @property
+    def mean(self) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}: the Concrete mean has no closed form; "
+                                  f"estimate it by Monte Carlo, rsample((n,)).mean(axis=0)")
+
+    @property
+    def variance(self) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__}: the Concrete variance has no closed form; "
+                                  f"estimate it by Monte Carlo from rsample((n,))")
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(temperature: shape {self.temperature.shape}, "
+                f"{self._given}: shape {self._parameter.shape}, hard={self.hard})")
