@@ -153,6 +153,15 @@ def print_table(results: dict) -> None:
             print(f"| {name} | {r['test_elbo']:.2f} | {r['test_iwae']:.2f} | {ratio} | {r['train_seconds']:.1f} |")
 
 
+def tile(images: np.ndarray, rows: int, columns: int, side: int, gap: float = 0.3) -> np.ndarray:
+    """Lay flat images out on a rows x columns grid, one grey pixel between neighbours."""
+    canvas = np.full((rows * (side + 1) - 1, columns * (side + 1) - 1), gap)
+    for index, image in enumerate(images[: rows * columns]):
+        top, left = (index // columns) * (side + 1), (index % columns) * (side + 1)
+        canvas[top:top + side, left:left + side] = image.reshape(side, side)
+    return canvas
+
+
 def save_figure(models: dict, curves: dict, x_test: np.ndarray, labels: np.ndarray, out_dir: str,
                 seed: int) -> str:
     """One PNG: training curves, test images and reconstructions, prior samples, and the test
@@ -177,18 +186,15 @@ def save_figure(models: dict, curves: dict, x_test: np.ndarray, labels: np.ndarr
     ax.set_ylim(max(low, -60), None)
 
     ax = figure.add_subplot(grid[0, 2])
-    originals = x_test[:8].reshape(8, side, side)
-    rows = [np.concatenate(list(originals), axis=1)]
-    for name in models:
-        rows.append(np.concatenate(list(models[name].reconstruct(x_test[:8]).reshape(8, side, side)), axis=1))
-    ax.imshow(np.concatenate(rows, axis=0), cmap="gray_r")
-    ax.set_title("test images; reconstructions:\n" + ", ".join(models), fontsize=9)
+    rows = [x_test[:8]] + [models[name].reconstruct(x_test[:8]) for name in models]
+    ax.imshow(tile(np.concatenate(rows), len(rows), 8, side), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_title("top: test images; below: reconstructions\n(" + ", ".join(models) + ")", fontsize=9)
     ax.axis("off")
 
     ax = figure.add_subplot(grid[1, 0])
-    prior = best.sample_prior(36, rng=np.random.default_rng([seed, 5])).reshape(6, 6, side, side)
-    ax.imshow(np.concatenate([np.concatenate(list(row), axis=1) for row in prior], axis=0), cmap="gray_r")
-    ax.set_title("samples from the prior (reparam model), pixel probabilities", fontsize=9)
+    prior = best.sample_prior(36, rng=np.random.default_rng([seed, 5]))
+    ax.imshow(tile(prior, 6, 6, side), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_title("samples from the prior (pixel probabilities)", fontsize=9)
     ax.axis("off")
 
     for column, name in enumerate([n for n in ("reparam", "reinforce") if n in models][:2], start=1):
@@ -198,7 +204,7 @@ def save_figure(models: dict, curves: dict, x_test: np.ndarray, labels: np.ndarr
         _, _, directions = np.linalg.svd(means, full_matrices=False)
         projected = means @ directions[:2].T
         points = ax.scatter(projected[:, 0], projected[:, 1], c=labels, cmap="tab10", s=8)
-        ax.set_title(f"posterior means of the test set ({name}), 2 principal components", fontsize=9)
+        ax.set_title(f"test-set posterior means, {name}\n(first 2 principal components)", fontsize=9)
         figure.colorbar(points, ax=ax, ticks=range(10))
     figure.tight_layout()
     os.makedirs(out_dir, exist_ok=True)

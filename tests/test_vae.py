@@ -1,0 +1,140 @@
+"""The VAE: exact gradients, the bounds' ordering, and training that shows the trick working."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tinygrad_reparam import Tensor, gradcheck
+from tinygrad_reparam.optim import Adam
+from tinygrad_reparam.vae import (
+    VAE, bernoulli_log_likelihood, gaussian_kl_to_standard_normal, standard_normal_log_density,
+)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO = os.path.join(REPO, "demos", "vae.py")
+
+
+def tiny_data(n=6, x_dim=5, seed=0):
+    return (np.random.default_rng(seed).random((n, x_dim)) < 0.4).astype(np.float64)
+
+
+def with_parameters(model, names, tensors):
+    """Put ``tensors`` in place of the model's parameters called ``names``."""
+    for name, tensor in zip(names, tensors):
+        *path, attribute = name.split(".")
+        owner = model
+        for part in path:
+            owner = owner[int(part)] if part.isdigit() else getattr(owner, part)
+        setattr(owner, attribute, tensor)
+
+
+@pytest.mark.parametrize("estimator", ["reparam", "reinforce-nobaseline"])
+def test_elbo_gradients_pass_gradcheck(estimator):
+    model = VAE(x_dim=5, hidden=3, z_dim=2, rng=np.random.default_rng(0))
+    x = tiny_data()
+    names = [name for name, _ in model.named_parameters()]
+    params = [Tensor(p.data.copy(), requires_grad=True) for p in model.parameters()]
+
+    def elbo(*tensors):
+        with_parameters(model, names, tensors)
+        return model.elbo(x, np.random.default_rng(1), estimator=estimator)  # the same noise every call
+
+    if estimator == "reparam":  # the pathwise gradient is the exact gradient of this one-sample ELBO
+        assert gradcheck(elbo, params)
+    else:  # the surrogate's decoder gradient is exact; the encoder's is a score-function estimate
+        decoder_count = len(model.decoder.parameters())
+        fixed = params[:-decoder_count]
+        for p in fixed:
+            p.requires_grad = False
+        assert gradcheck(elbo, params)
+
+
+def test_closed_forms():
+    logits = Tensor(np.array([[-30.0, 0.0, 40.0]]))
+    x = np.array([[0.0, 1.0, 1.0]])
+    np.testing.assert_allclose(bernoulli_log_likelihood(logits, x).data,
+                               [np.log1p(-1 / (1 + np.exp(30.0))) + np.log(0.5) + np.log(1 / (1 + np.exp(-40.0)))])
+    mu, log_var = Tensor(np.array([[0.5, -1.0]])), Tensor(np.array([[0.2, -0.3]]))
+    var = np.exp(log_var.data)
+    np.testing.assert_allclose(gaussian_kl_to_standard_normal(mu, log_var).data,
+                               0.5 * np.sum(mu.data ** 2 + var - 1 - log_var.data, axis=-1))
+    z = Tensor(np.array([[0.3, -0.4]]))
+    np.testing.assert_allclose(standard_normal_log_density(z).data,
+                               [-0.5 * 0.25 - np.log(2 * np.pi)])
+
+
+def test_elbo_below_iwae_and_iwae_rises_with_k():
+    from tinygrad_reparam.data import load_digits
+    counts, _ = load_digits(raw=True)
+    x = (counts[:200] >= 8).astype(np.float64)
+    model = VAE(rng=np.random.default_rng(0))
+    optimizer = Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(1)
+    for _ in range(30):  # a little training so that q is not the prior
+        optimizer.zero_grad()
+        (-model.elbo(x[:100], rng)).backward()
+        optimizer.step()
+    elbo = model.evaluate_elbo(x, np.random.default_rng(2), samples=200).mean()
+    bounds = [model.iwae_bound(x, k=k, rng=np.random.default_rng(3)).mean() for k in (1, 10, 100)]
+    assert bounds[0] == pytest.approx(elbo, abs=0.3)  # IWAE_1 is the ELBO (up to sampling noise)
+    assert elbo + 0.2 < bounds[1] < bounds[2]          # tighter as k grows
+
+
+def test_bad_input_and_estimator():
+    model = VAE(x_dim=5, hidden=3, z_dim=2, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"expected \(batch, 5\)"):
+        model.elbo(np.zeros((2, 4)), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        model.elbo(tiny_data(), np.random.default_rng(0), estimator="pathwise")
+
+
+def test_reinforce_elbo_has_a_visible_cut_and_the_same_value_as_reparam():
+    model = VAE(x_dim=5, hidden=3, z_dim=2, rng=np.random.default_rng(0))
+    x = tiny_data()
+    reparam = model.elbo(x, np.random.default_rng(5), estimator="reparam")
+    reinforce = model.elbo(x, np.random.default_rng(5), estimator="reinforce-nobaseline")
+    assert reinforce.item() == pytest.approx(reparam.item(), rel=1e-12)  # same noise, same value
+    assert [node.op for node in reinforce.cut_nodes] == ["Normal.sample"]
+    assert reparam.cut_nodes == []
+
+
+@pytest.fixture(scope="module")
+def quick_metrics(tmp_path_factory):
+    """demos/vae.py --quick in a subprocess, as a user runs it."""
+    folder = tmp_path_factory.mktemp("vae_quick")
+    metrics_path = folder / "metrics.json"
+    result = subprocess.run([sys.executable, DEMO, "--quick", "--metrics-json", str(metrics_path),
+                             "--out", str(folder)], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    return json.loads(metrics_path.read_text()), result.stdout
+
+
+def test_quick_demo_writes_the_documented_metrics(quick_metrics):
+    metrics, stdout = quick_metrics
+    for estimator in ("reparam", "reinforce", "reinforce-nobaseline"):
+        for key in ("test_elbo", "test_iwae", "grad_variance_ratio", "train_seconds"):
+            assert np.isfinite(metrics[estimator][key]), (estimator, key)
+        assert metrics[estimator]["test_elbo"] < 0  # a log-likelihood bound, not a loss
+        assert metrics[estimator]["test_elbo"] <= metrics[estimator]["test_iwae"] + 0.5
+    assert metrics["reparam"]["grad_variance_ratio"] == 1.0
+    for key in ("dataset", "epochs", "batch_size", "lr", "hidden", "z_dim", "seed"):
+        assert key in metrics["config"]
+    assert "| reparam |" in stdout
+
+
+def test_quick_training_improves_and_reparam_beats_reinforce(quick_metrics):
+    metrics, _ = quick_metrics
+    untrained = VAE(rng=np.random.default_rng([0, 0]))  # the demo's initial weights
+    from tinygrad_reparam.data import load_digits
+    counts, _ = load_digits(raw=True)
+    order = np.random.default_rng(0).permutation(1797)
+    x_test = (counts[order[1437:]] >= 8).astype(np.float64)
+    before = untrained.evaluate_elbo(x_test, np.random.default_rng(0), samples=20).mean()
+    assert metrics["reparam"]["test_elbo"] > before + 10      # about -44 -> -23 nats in 10 epochs
+    assert metrics["reparam"]["test_elbo"] > metrics["reinforce"]["test_elbo"] + 1.0
+    assert metrics["reparam"]["test_elbo"] > metrics["reinforce-nobaseline"]["test_elbo"] + 1.0
+    # the score-function gradient is far noisier, and the baseline helps
+    assert metrics["reinforce-nobaseline"]["grad_variance_ratio"] > metrics["reinforce"]["grad_variance_ratio"] > 5
