@@ -14,18 +14,10 @@ the dashed edge labelled "no gradient".
 """
 from __future__ import annotations
 
-import argparse
-import json
+import common  # first: pins BLAS to one thread, finds the package from a checkout
+
 import os
 import shutil
-import sys
-
-import numpy as np
-
-try:
-    import tinygrad_reparam  # noqa: F401
-except ImportError:  # running from a checkout without installing
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import tinygrad_reparam.distributions as D
 from tinygrad_reparam import Tensor
@@ -76,12 +68,7 @@ def draw(loss, out_dir: str, name: str) -> str:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=os.path.join("demos", "out"))
-    parser.add_argument("--metrics-json", default=None)
-    parser.add_argument("--quick", action="store_true", help="same as the default: this demo is instant")
-    args = parser.parse_args(argv)
+    args = common.demo_arguments(__doc__).parse_args(argv)  # --quick changes nothing: it is instant
 
     cut_loss, message = loss_with_sample(args.seed)
     print("1. z = q.sample(); loss.backward() raises:\n")
@@ -110,12 +97,9 @@ def main(argv=None) -> dict:
         "dz_dsigma_minus_eps": abs(numbers["dz_dsigma"] - numbers["eps"]),
         "seed": args.seed,
     }
-    print("\n| quantity | value |\n|---|---|")
-    for key in ("sample_raises", "dz_dmu", "dz_dsigma", "eps", "dz_dsigma_minus_eps"):
-        print(f"| {key} | {metrics[key]} |")
-    if args.metrics_json:
-        with open(args.metrics_json, "w") as handle:
-            json.dump(metrics, handle, indent=2)
+    common.print_table(["quantity", "value"], [(key, metrics[key]) for key in
+                       ("sample_raises", "dz_dmu", "dz_dsigma", "eps", "dz_dsigma_minus_eps")])
+    common.write_metrics(args.metrics_json, metrics)
     return metrics
 
 

@@ -20,28 +20,16 @@ number: the gap in test ELBO and a gradient variance orders of magnitude apart.
 """
 from __future__ import annotations
 
-import os
+import common  # first: pins BLAS to one thread, finds the package from a checkout
 
-# The matrices here are small: BLAS threads cost more than they save, and on a 2-core machine
-# they fight the Python thread for the cores. Must be set before NumPy is imported.
-for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+import sys
+import time
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-try:
-    import tinygrad_reparam  # noqa: F401
-except ImportError:  # running from a checkout without installing
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from tinygrad_reparam.data import load_digits, load_mnist  # noqa: E402
-from tinygrad_reparam.optim import Adam  # noqa: E402
-from tinygrad_reparam.vae import ESTIMATORS, VAE  # noqa: E402
+from tinygrad_reparam.data import load_digits, load_mnist
+from tinygrad_reparam.optim import Adam
+from tinygrad_reparam.vae import ESTIMATORS, VAE, gaussian_kl_to_standard_normal
 
 DIGITS_TRAIN_SIZE = 1437  # of 1797; the last 360 are the test set
 
@@ -135,7 +123,6 @@ def encoder_gradient_variance(model: VAE, x: np.ndarray, estimator: str, repeats
 
 
 def _kl(model: VAE, x: np.ndarray) -> np.ndarray:
-    from tinygrad_reparam.vae import gaussian_kl_to_standard_normal
     mu, log_var = model.encode(x)
     return gaussian_kl_to_standard_normal(mu, log_var).data
 
@@ -162,14 +149,9 @@ def tile(images: np.ndarray, rows: int, columns: int, side: int, gap: float = 0.
     return canvas
 
 
-def save_figure(models: dict, curves: dict, x_test: np.ndarray, labels: np.ndarray, out_dir: str,
-                seed: int) -> str:
-    """One PNG: training curves, test images and reconstructions, prior samples, and the test
-    set's posterior means projected to 2-D (principal components) coloured by digit."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def draw_figure(plt, models: dict, curves: dict, x_test: np.ndarray, labels: np.ndarray, seed: int):
+    """Training curves, test images and reconstructions, prior samples, and the test set's
+    posterior means projected to 2-D (principal components) coloured by digit."""
     side = int(round(np.sqrt(x_test.shape[1])))
     best = models.get("reparam") or next(iter(models.values()))
     figure = plt.figure(figsize=(13, 8.5))
@@ -207,31 +189,23 @@ def save_figure(models: dict, curves: dict, x_test: np.ndarray, labels: np.ndarr
         ax.set_title(f"test-set posterior means, {name}\n(first 2 principal components)", fontsize=9)
         figure.colorbar(points, ax=ax, ticks=range(10))
     figure.tight_layout()
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, "vae.png")
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return path
+    return figure
 
 
 # ---------------------------------------------------------------------------------------------
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Train a VAE with reparameterized and REINFORCE gradients.")
+    parser = common.demo_arguments(__doc__)
     parser.add_argument("--estimator", default="all", choices=list(ESTIMATORS) + ["all"])
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--z-dim", type=int, default=8)
     parser.add_argument("--hidden", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--dataset", default="digits", choices=["digits", "mnist"])
     parser.add_argument("--iwae-k", type=int, default=1000)
     parser.add_argument("--variance-repeats", type=int, default=200)
-    parser.add_argument("--quick", action="store_true", help="10 epochs, IWAE k = 100: seconds")
-    parser.add_argument("--metrics-json", default=None)
-    parser.add_argument("--out", default=os.path.join("demos", "out"), help="folder for the figure")
     args = parser.parse_args(argv)
-    if args.quick:
+    if args.quick:  # 10 epochs, IWAE k = 100: seconds
         args.epochs, args.iwae_k, args.variance_repeats = 10, 100, 50
     for name in ("epochs", "z_dim", "hidden", "batch_size", "iwae_k", "variance_repeats"):
         if getattr(args, name) < 1:
@@ -274,17 +248,9 @@ def main(argv=None) -> dict:
     print_table(results)
     print(f"(gradient variances measured at the {point}-trained parameters, {args.variance_repeats} draws)")
 
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        print("\nmatplotlib is not installed, so no figure was drawn: "
-              "pip install matplotlib (or the package's [demos] extra) to get it.")
-    else:
-        print("\nfigure:", save_figure(models, curves, x_test, labels_test, args.out, args.seed))
-
-    if args.metrics_json:
-        with open(args.metrics_json, "w") as handle:
-            json.dump(results, handle, indent=2)
+    common.save_figure(lambda plt: draw_figure(plt, models, curves, x_test, labels_test, args.seed),
+                       args.out, "vae.png")
+    common.write_metrics(args.metrics_json, results)
     return results
 
 
