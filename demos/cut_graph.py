@@ -19,6 +19,8 @@ import common  # first: pins BLAS to one thread, finds the package from a checko
 import os
 import shutil
 
+import numpy as np
+
 import tinygrad_reparam.distributions as D
 from tinygrad_reparam import Tensor
 from tinygrad_reparam.viz import print_graph, render, to_dot
