@@ -3,6 +3,7 @@ from tinygrad_reparam.tensor import Tensor, no_grad, is_grad_enabled, unbroadcas
 from tinygrad_reparam.ops import where, maximum, minimum, concatenate, stack
 from tinygrad_reparam.random import manual_seed, default_generator
 from tinygrad_reparam.gradcheck import gradcheck, GradcheckError
+from tinygrad_reparam.anomaly import detect_anomaly, AnomalyError
 
 __version__ = "0.1.0"
 
@@ -10,5 +11,5 @@ __all__ = [
     "Tensor", "no_grad", "is_grad_enabled", "unbroadcast",
     "where", "maximum", "minimum", "concatenate", "stack",
     "manual_seed", "default_generator",
-    "gradcheck", "GradcheckError",
+    "gradcheck", "GradcheckError", "detect_anomaly", "AnomalyError",
 ]

@@ -27,6 +27,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from tinygrad_reparam.anomaly import _AnomalyMode, check_forward, check_gradient, creation_site
+
 VJP = Callable[[np.ndarray], np.ndarray]
 
 
@@ -124,7 +126,7 @@ class Tensor:
 
     # __slots__ keeps each graph node small and attribute access fast (many nodes per step).
     __slots__ = ("data", "grad", "requires_grad", "name", "_parents", "_vjps", "_op", "_note",
-                 "_retains_grad", "_cuts", "_cut_from", "__weakref__")
+                 "_retains_grad", "_cuts", "_cut_from", "_created_at", "__weakref__")
     # NumPy must not treat a Tensor as an array inside its own operators: `array * tensor`
     # then falls through to Tensor.__rmul__ and stays in the graph.
     __array_ufunc__ = None
@@ -141,6 +143,7 @@ class Tensor:
         self._retains_grad = False
         self._cuts: tuple = ()
         self._cut_from: tuple = ()
+        self._created_at = creation_site() if _AnomalyMode.enabled else None
 
     # ----------------------------------------------------------------------------------------
     # Properties and conversions
@@ -271,6 +274,7 @@ class Tensor:
                                  f"shape {self.shape}; they must match")
 
         order = _topological_order(self)
+        check_anomalies = _AnomalyMode.enabled  # detect_anomaly(): see anomaly.py
         grads = {self: grad}
         for node in reversed(order):  # outputs before inputs
             node_grad = grads.pop(node)  # dropping it here frees memory as we go
@@ -279,9 +283,11 @@ class Tensor:
                 continue
             if node._retains_grad:
                 node.grad = _accumulate(node.grad, node_grad, node.data.dtype)
-            for parent, vjp in zip(node._parents, node._vjps):
+            for index, (parent, vjp) in enumerate(zip(node._parents, node._vjps)):
                 if parent.requires_grad:
                     parent_grad = unbroadcast(vjp(node_grad), parent.data.shape)
+                    if check_anomalies:
+                        check_gradient(node, index, parent_grad)
                     previous = grads.get(parent)
                     grads[parent] = parent_grad if previous is None else previous + parent_grad
             if not retain_graph:
@@ -383,6 +389,10 @@ def _init_node(out: Tensor, data, parents: tuple, vjps: Optional[tuple], op: str
         out._parents = parents if out._cuts else ()  # downstream of a cut: kept for display
         out._vjps = None
         out._note = None if _GradMode.enabled or not parents else "it was computed inside a no_grad() block"
+    out._created_at = None
+    if _AnomalyMode.enabled and parents:  # detect_anomaly(): see anomaly.py
+        out._created_at = creation_site()
+        check_forward(out)
 
 
 def stochastic_node(op: str, data, distribution_parameters: Sequence[Tensor]) -> Tensor:
