@@ -51,7 +51,7 @@ def loss_with_rsample(seed: int):
     z = D.Normal(mu, sigma).rsample(rng=np.random.default_rng(seed))
     z.retain_grad()
     loss = (z - 2.0) ** 2
-    loss.backward()
+    loss.backward(retain_graph=True)  # keep the graph so that it can be drawn with its gradients
     eps = (z.item() - mu.item()) / sigma.item()
     return loss, {"z": z.item(), "eps": eps, "dL_dz": z.grad.item(),
                   "dL_dmu": mu.grad.item(), "dL_dsigma": sigma.grad.item(),

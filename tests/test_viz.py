@@ -158,7 +158,7 @@ def test_grads_shown_after_backward():
     a = Tensor([1.0, 2.0, 3.0], requires_grad=True)
     loss = (a * a).sum()
     assert not any("grad" in label for label in labels(viz.to_dot(loss)))
-    loss.backward()
+    loss.backward(retain_graph=True)  # keep the graph to draw it with its gradients
     leaf_label = [label for label in labels(viz.to_dot(loss)) if label.startswith("leaf")]
     assert leaf_label == ["leaf\n(3,)\ndata [1, 2, 3]\ngrad [2, 4, 6]"]
 
@@ -310,7 +310,7 @@ def test_text_tree_of_shared_subgraph_prints_it_once():
 def test_print_graph_prints_graph_text():
     a = Tensor([1.0, 2.0], requires_grad=True)
     b = (a * a).sum()
-    b.backward()
+    b.backward(retain_graph=True)
     out = io.StringIO()
     viz.print_graph(b, file=out)
     assert out.getvalue() == viz.graph_text(b) + "\n"
@@ -397,7 +397,7 @@ def test_render_svg_with_real_graphviz(tmp_path):
     a = Tensor([1.0, 2.0, 3.0], requires_grad=True)
     b = a + a
     loss = (b * b).sum()
-    loss.backward()
+    loss.backward(retain_graph=True)
     target = viz.render(loss, tmp_path / "graph.svg")
     svg = target.read_text()
     assert "<svg" in svg and "mul" in svg and "grad [8, 16, 24]" in svg

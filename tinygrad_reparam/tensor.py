@@ -16,8 +16,10 @@ Conventions, as in PyTorch:
 - ``.grad`` is filled in on leaves (tensors you created with ``requires_grad=True``) and it
   *accumulates* across backward calls: call ``zero_grad`` (or set ``.grad = None``) between steps.
   Intermediate tensors keep ``.grad = None`` unless you call ``retain_grad()`` on them.
-- After ``backward()`` the values each op saved for its VJP are released, so a second backward
-  through the same graph raises; pass ``retain_graph=True`` to the first call to keep them.
+- After ``backward()`` the graph is released: each op forgets its inputs and the values its VJP
+  saved, so intermediate tensors you do not hold yourself are freed at once (as in PyTorch),
+  and a second backward through the same graph raises. Pass ``retain_graph=True`` to keep the
+  graph (to backpropagate again, or to draw it with its gradients afterwards).
 - float64 by default; float32 input stays float32 through forward and backward.
 """
 from __future__ import annotations
@@ -30,6 +32,9 @@ import numpy as np
 from tinygrad_reparam.anomaly import _AnomalyMode, check_forward, check_gradient, creation_site
 
 VJP = Callable[[np.ndarray], np.ndarray]
+
+# Marks a node whose graph was released by backward(): it had inputs, but no longer knows them.
+FREED = ("freed by backward()",)
 
 
 class _GradMode:
@@ -175,7 +180,13 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        return not self._parents
+        """True for tensors you created (and results that record no graph)."""
+        return self._vjps is None
+
+    @property
+    def is_freed(self) -> bool:
+        """True once backward() has released the graph that made this tensor."""
+        return self._vjps is FREED
 
     @property
     def display_parents(self) -> tuple:
@@ -278,7 +289,7 @@ class Tensor:
         grads = {self: grad}
         for node in reversed(order):  # outputs before inputs
             node_grad = grads.pop(node)  # dropping it here frees memory as we go
-            if not node._parents:  # a leaf: accumulate, out of place (never alias a buffer)
+            if node._vjps is None:  # a leaf: accumulate, out of place (never alias a buffer)
                 node.grad = _accumulate(node.grad, node_grad, node.data.dtype)
                 continue
             if node._retains_grad:
@@ -290,8 +301,8 @@ class Tensor:
                         check_gradient(node, index, parent_grad)
                     previous = grads.get(parent)
                     grads[parent] = parent_grad if previous is None else previous + parent_grad
-            if not retain_graph:
-                node._vjps = None  # release the arrays the VJPs saved; keep the structure for viz
+            if not retain_graph:  # release the inputs and the arrays the VJPs saved
+                node._parents, node._vjps = (), FREED
 
     def _no_grad_reason(self) -> str:
         if self._note:
@@ -461,7 +472,7 @@ def _topological_order(root: Tensor) -> list:
         if node in visited:
             continue
         visited.add(node)
-        if node._parents and node._vjps is None:
+        if node._vjps is FREED:
             raise RuntimeError(
                 f"backward() through a graph that was already freed: the {node._op!r} node "
                 f"(shape {node.shape}) released its saved values in an earlier backward(). "

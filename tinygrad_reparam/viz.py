@@ -121,6 +121,8 @@ def _title(tensor: Tensor) -> str:
 def _details(tensor: Tensor, max_values: int) -> list:
     """The lines under the op name and shape: values when small, the gradient when present."""
     details = []
+    if getattr(tensor, "is_freed", False):
+        details.append("(graph freed by backward; pass retain_graph=True to keep it)")
     data = np.asarray(tensor.data)
     if data.size <= max_values:
         details.append("data " + _format_array(data))
