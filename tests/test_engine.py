@@ -361,3 +361,16 @@ def test_user_defined_primitive_with_from_op():
         return from_op("cube", a.data ** 3, (a,), (lambda g: g * 3 * a.data ** 2,))  # d a^3/da = 3a^2
 
     assert tr.gradcheck(cube, [x])
+
+
+def test_binary_cross_entropy_with_logits_is_exact_stable_and_differentiable():
+    logits = np.array([-1000.0, -3.0, 0.0, 2.5, 1000.0])
+    targets = np.array([0.0, 1.0, 0.5, 0.0, 1.0])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        out = tr.binary_cross_entropy_with_logits(Tensor(logits), targets).data
+    p = 1 / (1 + np.exp(-logits[1:4]))
+    reference = -(targets[1:4] * np.log(p) + (1 - targets[1:4]) * np.log1p(-p))
+    np.testing.assert_allclose(out[1:4], reference, rtol=1e-14)
+    np.testing.assert_array_equal(out[[0, 4]], [0.0, 0.0])  # confident and right: no loss
+    assert tr.gradcheck(lambda l, t: tr.binary_cross_entropy_with_logits(l, t),
+                        [param(logits[1:4]), param(targets[1:4])])

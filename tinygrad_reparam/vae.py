@@ -33,6 +33,7 @@ import numpy as np
 from tinygrad_reparam.distributions.normal import Normal
 from tinygrad_reparam.estimators import MovingAverageBaseline, score_function_surrogate
 from tinygrad_reparam.nn import MLP, Module
+from tinygrad_reparam.ops import binary_cross_entropy_with_logits
 from tinygrad_reparam.random import get_rng
 from tinygrad_reparam.tensor import Tensor, as_array, no_grad
 
@@ -43,9 +44,9 @@ LOG_2PI = math.log(2 * math.pi)
 def bernoulli_log_likelihood(logits: Tensor, x) -> Tensor:
     """log p(x | logits) summed over the last axis: sum_j x_j l_j - softplus(l_j).
 
-    This is minus the binary cross-entropy with logits, in the form that never takes log(0).
+    This is minus the binary cross-entropy with logits, a fused primitive that never takes log(0).
     """
-    return (logits * x - logits.softplus()).sum(axis=-1)
+    return -binary_cross_entropy_with_logits(logits, x).sum(axis=-1)
 
 
 def gaussian_kl_to_standard_normal(mu: Tensor, log_var: Tensor) -> Tensor:
