@@ -16,9 +16,10 @@ from tinygrad_reparam.distributions.bernoulli import Bernoulli
 from tinygrad_reparam.distributions.categorical import Categorical
 from tinygrad_reparam.distributions.relaxed_bernoulli import RelaxedBernoulli
 from tinygrad_reparam.distributions.relaxed_categorical import RelaxedOneHotCategorical
+from tinygrad_reparam.distributions.tanh_normal import TanhNormal
 
 __all__ = [
     "Distribution", "LocationScale", "kl_divergence", "register_kl",
     "Normal", "Laplace", "Logistic", "Gumbel", "LogNormal", "Uniform",
-    "Bernoulli", "Categorical", "RelaxedBernoulli", "RelaxedOneHotCategorical",
+    "Bernoulli", "Categorical", "RelaxedBernoulli", "RelaxedOneHotCategorical", "TanhNormal",
 ]
