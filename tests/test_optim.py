@@ -286,3 +286,16 @@ def test_mlp_fits_a_small_regression_with_adam():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
+
+
+def test_adam_and_sgd_update_zero_dimensional_parameters():
+    from tinygrad_reparam import Tensor
+    from tinygrad_reparam.optim import SGD, Adam
+    for optimizer_class, kwargs in ((Adam, {"lr": 0.1}), (SGD, {"lr": 0.1, "momentum": 0.5})):
+        p = Tensor(2.0, requires_grad=True)
+        optimizer = optimizer_class([p], **kwargs)
+        for _ in range(3):
+            optimizer.zero_grad()
+            (p * p).backward()
+            optimizer.step()
+        assert p.data.shape == () and 0.0 < p.item() < 2.0

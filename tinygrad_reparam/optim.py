@@ -161,7 +161,7 @@ class Adam(Optimizer):
             m += (1.0 - beta1) * grad                      # m = beta1 m + (1 - beta1) g
             v *= beta2
             v += (1.0 - beta2) * np.square(grad)           # v = beta2 v + (1 - beta2) g^2
-            update = np.sqrt(v)
+            update = np.sqrt(v, out=np.empty_like(v))      # (out=: stays an array for 0-d too)
             update /= math.sqrt(1.0 - beta2 ** t)          # sqrt(v_hat)
             update += self.eps                             # sqrt(v_hat) + eps
             np.divide(m, update, out=update)               # m / (sqrt(v_hat) + eps)
