@@ -11,6 +11,7 @@ Each demo is a script made of small named functions. This file keeps the plumbin
     common.print_table(["method", "test log-lik"], rows)
     common.save_figure(draw, args.out, "name.png")   # draw(plt) returns a figure
     common.write_metrics(args.metrics_json, metrics)
+    common.tile(images, rows, columns, side)        # an image grid for figures
 
 Importing this module first also pins BLAS to one thread (the matrices in the demos are small,
 so threads cost more than they save) and makes ``tinygrad_reparam`` importable from a checkout.
@@ -27,6 +28,8 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import json  # noqa: E402
 from typing import Callable, Optional, Sequence  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 try:
     import tinygrad_reparam  # noqa: F401,E402
@@ -85,6 +88,15 @@ def save_figure(draw: Callable, out_dir: str, filename: str) -> Optional[str]:
     plt.close(figure)
     print(f"\nfigure: {path}")
     return path
+
+
+def tile(images: np.ndarray, rows: int, columns: int, side: int, gap: float = 0.3) -> np.ndarray:
+    """Lay flat square images out on a rows x columns grid, one grey pixel between neighbours."""
+    canvas = np.full((rows * (side + 1) - 1, columns * (side + 1) - 1), gap)
+    for index, image in enumerate(images[: rows * columns]):
+        top, left = (index // columns) * (side + 1), (index % columns) * (side + 1)
+        canvas[top:top + side, left:left + side] = image.reshape(side, side)
+    return canvas
 
 
 def write_metrics(path: Optional[str], metrics: dict) -> None:

@@ -27,23 +27,17 @@ import time
 
 import numpy as np
 
-from tinygrad_reparam.data import load_digits, load_mnist
+from tinygrad_reparam.data import load_binarized_digits, load_mnist
 from tinygrad_reparam.optim import Adam
 from tinygrad_reparam.vae import ESTIMATORS, VAE, gaussian_kl_to_standard_normal
-
-DIGITS_TRAIN_SIZE = 1437  # of 1797; the last 360 are the test set
 
 
 # ---------------------------------------------------------------------------------------------
 # Data
 def load_binarized(dataset: str) -> tuple:
     """(x_train, x_test, labels_test) as float arrays of 0/1 pixels."""
-    if dataset == "digits":
-        counts, labels = load_digits(raw=True)
-        pixels = (counts >= 8).astype(np.float64)  # binarize at 8 of 16
-        order = np.random.default_rng(0).permutation(len(pixels))
-        train, test = order[:DIGITS_TRAIN_SIZE], order[DIGITS_TRAIN_SIZE:]
-        return pixels[train], pixels[test], labels[test]
+    if dataset == "digits":  # binarized at 8 of 16; first 1437 of a fixed shuffle train, last 360 test
+        return load_binarized_digits()
     images, _ = load_mnist("train")
     test_images, test_labels = load_mnist("test")
     return (images >= 0.5).astype(np.float64), (test_images >= 0.5).astype(np.float64), test_labels
@@ -140,15 +134,6 @@ def print_table(results: dict) -> None:
             print(f"| {name} | {r['test_elbo']:.2f} | {r['test_iwae']:.2f} | {ratio} | {r['train_seconds']:.1f} |")
 
 
-def tile(images: np.ndarray, rows: int, columns: int, side: int, gap: float = 0.3) -> np.ndarray:
-    """Lay flat images out on a rows x columns grid, one grey pixel between neighbours."""
-    canvas = np.full((rows * (side + 1) - 1, columns * (side + 1) - 1), gap)
-    for index, image in enumerate(images[: rows * columns]):
-        top, left = (index // columns) * (side + 1), (index % columns) * (side + 1)
-        canvas[top:top + side, left:left + side] = image.reshape(side, side)
-    return canvas
-
-
 def draw_figure(plt, models: dict, curves: dict, x_test: np.ndarray, labels: np.ndarray, seed: int):
     """Training curves, test images and reconstructions, prior samples, and the test set's
     posterior means projected to 2-D (principal components) coloured by digit."""
@@ -169,13 +154,13 @@ def draw_figure(plt, models: dict, curves: dict, x_test: np.ndarray, labels: np.
 
     ax = figure.add_subplot(grid[0, 2])
     rows = [x_test[:8]] + [models[name].reconstruct(x_test[:8]) for name in models]
-    ax.imshow(tile(np.concatenate(rows), len(rows), 8, side), cmap="gray_r", vmin=0, vmax=1)
+    ax.imshow(common.tile(np.concatenate(rows), len(rows), 8, side), cmap="gray_r", vmin=0, vmax=1)
     ax.set_title("top: test images; below: reconstructions\n(" + ", ".join(models) + ")", fontsize=9)
     ax.axis("off")
 
     ax = figure.add_subplot(grid[1, 0])
     prior = best.sample_prior(36, rng=np.random.default_rng([seed, 5]))
-    ax.imshow(tile(prior, 6, 6, side), cmap="gray_r", vmin=0, vmax=1)
+    ax.imshow(common.tile(prior, 6, 6, side), cmap="gray_r", vmin=0, vmax=1)
     ax.set_title("samples from the prior (pixel probabilities)", fontsize=9)
     ax.axis("off")
 

@@ -102,6 +102,22 @@ IDX_DTYPES = {
 GZIP_MAGIC = b"\x1f\x8b"
 
 
+def load_binarized_digits(threshold: int = 8, train_size: int = 1437) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The VAE demos' data: ``(x_train, x_test, labels_test)``, pixels as 0.0/1.0 floats.
+
+    A pixel is 1 when its count is at least ``threshold`` (of 16). The 1797 images are shuffled
+    with ``np.random.default_rng(0).permutation(1797)``; the first ``train_size`` are for training
+    and the rest (360 by default) for testing, so every demo uses the same split.
+    """
+    counts, labels = load_digits(raw=True)
+    if not 0 < train_size < len(counts):
+        raise ValueError(f"load_binarized_digits: train_size must be in 1..{len(counts) - 1}, got {train_size}")
+    pixels = (counts >= threshold).astype(np.float64)
+    order = np.random.default_rng(0).permutation(len(pixels))
+    train, test = order[:train_size], order[train_size:]
+    return pixels[train], pixels[test], labels[test]
+
+
 def parse_idx(source: Union[bytes, bytearray, memoryview, str, os.PathLike],
               name: Optional[str] = None) -> np.ndarray:
     """Read an IDX file (or its bytes) into a NumPy array in native byte order.
