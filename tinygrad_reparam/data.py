@@ -130,9 +130,12 @@ def parse_idx(source: Union[bytes, bytearray, memoryview, str, os.PathLike],
     if isinstance(source, (bytes, bytearray, memoryview)):
         blob = bytes(source)
         name = name or "IDX data"
-    else:
+    elif isinstance(source, (str, os.PathLike)):
         blob = Path(source).read_bytes()
         name = name or str(source)
+    else:
+        raise TypeError(f"parse_idx: source must be a path (str or os.PathLike) or the file's bytes, "
+                        f"got {type(source).__name__}")
 
     if blob[:2] == GZIP_MAGIC:
         try:
@@ -226,7 +229,7 @@ def load_mnist(split: str = "train", cache_dir: Optional[Union[str, os.PathLike]
     hex digest). Without network access, download the four files in ``MNIST_FILES`` by any
     means and put them in the cache directory: the error message says exactly where.
     """
-    if split not in MNIST_FILES:
+    if not isinstance(split, str) or split not in MNIST_FILES:
         raise ValueError(f"load_mnist: split must be 'train' or 'test', got {split!r}")
     cache_dir = Path(cache_dir) if cache_dir is not None else mnist_cache_dir()
     if base_url is None:

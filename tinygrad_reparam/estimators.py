@@ -157,7 +157,10 @@ class MovingAverageBaseline:
 
     def update(self, cost) -> float:
         """Fold the mean of ``cost`` (Tensor, array or number) into the average; return the new value."""
-        batch_mean = float(np.mean(as_array(cost, "MovingAverageBaseline.update: cost")))
+        values = as_array(cost, "MovingAverageBaseline.update: cost")
+        if values.size == 0:
+            raise ValueError("MovingAverageBaseline.update: cost is empty; pass the costs of at least one draw")
+        batch_mean = float(np.mean(values))
         if not np.isfinite(batch_mean):
             raise ValueError(f"MovingAverageBaseline.update: the mean cost is {batch_mean}; "
                              f"a baseline must be finite")
@@ -181,6 +184,8 @@ def leave_one_out(cost, axis: int = 0):
     for Tensor input, with the shape of ``cost``.
     """
     values = as_array(cost, "leave_one_out: cost")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"leave_one_out: axis must be an int, got {axis!r}")
     if values.ndim == 0:
         raise ValueError("leave_one_out: cost is a single number; it needs at least 2 draws along an axis")
     if not -values.ndim <= axis < values.ndim:
@@ -257,8 +262,14 @@ def _check_cost_shape(cost, z: Tensor, expected: tuple) -> None:
         )
 
 
-def _check_arguments(params, estimator: str, n_samples: int, baseline) -> list:
+def _check_arguments(params, estimator: str, n_samples: int, baseline, dist_factory=None,
+                     cost_fn=None) -> list:
     """Readable errors for the arguments shared by estimate_gradient and gradient_samples."""
+    if not callable(dist_factory):
+        raise TypeError(f"dist_factory must be callable (parameters -> distribution), "
+                        f"got {type(dist_factory).__name__}")
+    if not callable(cost_fn):
+        raise TypeError(f"cost_fn must be callable (draws -> one cost per draw), got {type(cost_fn).__name__}")
     if isinstance(params, Tensor) or not isinstance(params, (list, tuple)):
         raise TypeError("params must be a list of Tensors (the parameters dist_factory takes), "
                         f"got {type(params).__name__}")
@@ -290,7 +301,7 @@ def estimate_gradient(dist_factory: Callable, cost_fn: Callable, params: Sequenc
     ``n_samples`` draws. ``cost_fn`` maps draws (shape (n_samples,) + batch + event) to one cost
     per draw (shape (n_samples,)). The parameters' own ``.grad`` is left as it was.
     """
-    params = _check_arguments(params, estimator, n_samples, baseline)
+    params = _check_arguments(params, estimator, n_samples, baseline, dist_factory, cost_fn)
     saved = [p.grad for p in params]
     for p in params:
         p.grad = None                              # start from zero...
@@ -335,9 +346,12 @@ def gradient_samples(dist_factory: Callable, cost_fn: Callable, params: Sequence
     ``vectorize=False`` calls ``estimate_gradient`` ``repeats`` times instead: slower, but for any
     factory and for a ``MovingAverageBaseline``, whose state passes from one estimate to the next.
     """
-    params = _check_arguments(params, estimator, n_samples, baseline)
+    params = _check_arguments(params, estimator, n_samples, baseline, dist_factory, cost_fn)
     if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 2:
         raise ValueError(f"repeats must be an integer >= 2 (a variance needs two estimates), got {repeats!r}")
+    if exact is not None and len(exact) != len(params):  # before any estimate is drawn
+        raise ValueError(f"exact must give one gradient per parameter: {len(params)} parameters, "
+                         f"{len(exact)} exact gradients")
     rng = get_rng(rng)
     if not vectorize:
         estimates = [estimate_gradient(dist_factory, cost_fn, params, estimator, n_samples, baseline, rng)
@@ -371,6 +385,9 @@ def compare_estimators(dist_factory: Callable, cost_fn: Callable, params: Sequen
     generator with the same seed, so they see the same eps (common random numbers) and differ
     only in how they turn it into a gradient. Returns {name: [GradientStats per parameter]}.
     ``n_samples`` defaults to 2 because "score_loo" needs at least two draws per estimate."""
+    if isinstance(estimators, str):
+        raise TypeError(f"compare_estimators: estimators must be a list of names, e.g. "
+                        f"['pathwise', 'score'], got the string {estimators!r}")
     seed = int(get_rng(rng).integers(2**63))
     return {name: gradient_samples(dist_factory, cost_fn, params, name, n_samples, repeats,
                                    exact=exact, rng=np.random.default_rng(seed))

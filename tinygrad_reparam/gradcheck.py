@@ -96,8 +96,18 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
     atol + rtol * |numerical|; the error names the worst entry (output index, input index), the
     two values and their difference.
     """
+    if not callable(fn):
+        raise TypeError(f"gradcheck: fn must be callable (a function of the input Tensors that "
+                        f"returns a Tensor), got {type(fn).__name__}")
+    for name, value, positive in (("eps", eps, True), ("atol", atol, False), ("rtol", rtol, False)):
+        if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
+                or not np.isfinite(value) or value < 0 or (positive and value == 0)):
+            raise ValueError(f"gradcheck: {name} must be a {'positive' if positive else 'non-negative'} "
+                             f"finite number, got {value!r}")
     if isinstance(inputs, Tensor):
         inputs = [inputs]
+    if not isinstance(inputs, (list, tuple)):
+        raise TypeError("gradcheck: inputs must be a non-empty list of Tensors")
     inputs = list(inputs)
     if not inputs or not all(isinstance(x, Tensor) for x in inputs):
         raise TypeError("gradcheck: inputs must be a non-empty list of Tensors")

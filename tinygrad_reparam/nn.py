@@ -121,6 +121,8 @@ class Module:
             elif value.shape != tensor.shape:
                 bad_values.append(f"{name}: shape {value.shape} in the state, "
                                   f"{tensor.shape} in the module")
+            elif not np.isfinite(value).all():
+                bad_values.append(f"{name}: holds NaN or infinity")
             elif not tensor.data.flags.writeable:
                 bad_values.append(f"{name}: the parameter's array is read-only")
             else:
@@ -211,13 +213,16 @@ class MLP(Module):
 
     def __init__(self, sizes: Sequence[int], activation: str = "tanh",
                  rng: Optional[np.random.Generator] = None, dtype=np.float64):
+        if not hasattr(sizes, "__iter__"):
+            raise TypeError(f"MLP: sizes must be a list of layer widths, e.g. [784, 200, 10], "
+                            f"got {sizes!r}")
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"MLP: sizes needs at least two entries (inputs and outputs), "
                              f"got {sizes}")
         for position, size in enumerate(sizes):
             _check_size(size, f"sizes[{position}]", "MLP")
-        if activation not in ACTIVATIONS:
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"MLP: unknown activation {activation!r}; choose one of "
                              f"{sorted(ACTIVATIONS)}")
         rng = get_rng(rng)
@@ -242,7 +247,11 @@ def _check_size(value, what: str, where: str) -> None:
 
 
 def _check_float_dtype(dtype, where: str) -> np.dtype:
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{where}: dtype must be a floating point type such as np.float64 or "
+                        f"np.float32, got {dtype!r}") from None
     if dtype.kind != "f":
         raise ValueError(f"{where}: dtype must be a floating point type such as np.float64 or "
                          f"np.float32, got {dtype}")
@@ -254,10 +263,18 @@ def _check_float_dtype(dtype, where: str) -> np.dtype:
 _SAVEZ_KEYWORDS = ("file", "allow_pickle")  # np.savez's own arguments cannot be array names
 
 
+def _check_module_and_path(module, path, where: str) -> None:
+    if not isinstance(module, Module):
+        raise TypeError(f"{where}: module must be a tinygrad_reparam.nn.Module, got {type(module).__name__}")
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{where}: path must be a str or os.PathLike, got {type(path).__name__}")
+
+
 def save(module: Module, path) -> None:
     """Write ``module.state_dict()`` to ``path`` as an ``.npz`` file (exactly that path; no
     suffix is added). Atomic: the arrays go to a temporary file in the same directory, which then
     replaces ``path`` in one step, so a crash never leaves a half-written checkpoint behind."""
+    _check_module_and_path(module, path, "save")
     state = module.state_dict()
     clashes = [name for name in state if name in _SAVEZ_KEYWORDS]
     if clashes:
@@ -288,6 +305,7 @@ def load(module: Module, path, strict: bool = True) -> None:
     float arrays, or whose arrays do not fit the module (see ``Module.load_state_dict``), raises
     ValueError and leaves every parameter unchanged. A missing file raises FileNotFoundError.
     """
+    _check_module_and_path(module, path, "load")
     path = os.fspath(path)
     not_a_checkpoint = f"load: {path} is not an .npz checkpoint written by save()"
     with open(path, "rb") as handle:

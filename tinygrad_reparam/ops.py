@@ -59,7 +59,10 @@ def _normalize_axes(axis, ndim: int, op: str) -> tuple:
     """axis (None, int or tuple) as a sorted tuple of non-negative ints, with a clear error."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else axis
+    if not isinstance(axes, (tuple, list)) or not all(
+            isinstance(ax, (int, np.integer)) and not isinstance(ax, bool) for ax in axes):
+        raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}")
     normalized = []
     for ax in axes:
         if not -ndim <= ax < ndim:
@@ -281,7 +284,7 @@ def logsumexp(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """log sum_i e^(a_i) = m + log sum_i e^(a_i - m) with m the max, so no exp overflows.
     All entries -inf gives -inf (an empty sum of probabilities), not NaN."""
     axes = _normalize_axes(axis, a.ndim, "logsumexp")
-    m = a.data.max(axis=axes, keepdims=True)
+    m = a.data.max(axis=axes, keepdims=True, initial=-np.inf)  # -inf for an empty reduction
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore"):
         out_kept = m + np.log(np.exp(a.data - m).sum(axis=axes, keepdims=True))
@@ -298,6 +301,8 @@ def logsumexp(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
 
 def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
     """a_i - logsumexp(a): log-probabilities that stay finite where softmax underflows to 0."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"log_softmax: axis must be an int, got {axis!r}")
     (ax,) = _normalize_axes(axis, a.ndim, "log_softmax")
     m = a.data.max(axis=ax, keepdims=True)
     shifted = a.data - np.where(np.isfinite(m), m, 0.0)
@@ -369,10 +374,14 @@ def transpose(a: Tensor, *axes) -> Tensor:
         axes = tuple(axes[0])
     if not axes:
         axes = tuple(reversed(range(a.ndim)))
-    if sorted(int(ax) % builtins.max(a.ndim, 1) for ax in axes) != list(range(a.ndim)):
+    if not all(isinstance(ax, (int, np.integer)) and not isinstance(ax, bool) for ax in axes):
+        raise TypeError(f"transpose: axes must be ints, got {axes!r}")
+    normalized = [int(ax) + a.ndim if ax < 0 else int(ax) for ax in axes]
+    if sorted(normalized) != list(range(a.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the {a.ndim} axes of a "
                          f"tensor of shape {a.shape}")
-    inverse = np.argsort([int(ax) % a.ndim for ax in axes])
+    axes = tuple(normalized)
+    inverse = np.argsort(normalized)
     return from_op("transpose", a.data.transpose(axes), (a,), (
         lambda g: g.transpose(inverse),  # undo the permutation
     ))
@@ -425,7 +434,16 @@ def where(condition, a, b) -> Tensor:
     ))
 
 
+def _check_sequence_and_axis(tensors, axis, op: str) -> None:
+    if isinstance(tensors, (Tensor, np.ndarray, str, bytes)) or not hasattr(tensors, "__iter__"):
+        raise TypeError(f"{op}: tensors must be a list or tuple of Tensors or arrays, "
+                        f"got {type(tensors).__name__}")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+
+
 def concatenate(tensors: Sequence, axis: int = 0) -> Tensor:
+    _check_sequence_and_axis(tensors, axis, "concatenate")
     tensors = [_lift(t) for t in tensors]
     if not tensors:
         raise ValueError("concatenate: needs at least one tensor")
@@ -471,24 +489,36 @@ def softmax(a: Tensor, axis: int = -1) -> Tensor:
 def maximum(a, b) -> Tensor:
     """Elementwise max; on ties the gradient goes to a."""
     a, b = _pair(a, b)
-    return where(a.data >= b.data, a, b)
+    try:
+        take_a = a.data >= b.data
+    except ValueError:
+        raise _broadcast_error("maximum", a, b) from None
+    return where(take_a, a, b)
 
 
 def minimum(a, b) -> Tensor:
     """Elementwise min; on ties the gradient goes to a."""
     a, b = _pair(a, b)
-    return where(a.data <= b.data, a, b)
+    try:
+        take_a = a.data <= b.data
+    except ValueError:
+        raise _broadcast_error("minimum", a, b) from None
+    return where(take_a, a, b)
 
 
 def clip(a: Tensor, lo=None, hi=None) -> Tensor:
     """Values limited to [lo, hi]; gradient 1 inside (bounds included), 0 outside."""
     if lo is None and hi is None:
         raise ValueError("clip: give at least one of lo and hi")
+    # Python numbers pass as they are (so float32 stays float32); anything else must be real numbers
+    lo = lo if lo is None or isinstance(lo, (int, float)) else as_array(lo, "clip: lo")
+    hi = hi if hi is None or isinstance(hi, (int, float)) else as_array(hi, "clip: hi")
     clipped = np.clip(a.data, lo, hi)
     return where(clipped == a.data, a, clipped)
 
 
 def stack(tensors: Sequence, axis: int = 0) -> Tensor:
+    _check_sequence_and_axis(tensors, axis, "stack")
     tensors = [_lift(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: needs at least one tensor")

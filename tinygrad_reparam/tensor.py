@@ -91,6 +91,9 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """
     if grad.shape == shape:
         return grad
+    if len(shape) > grad.ndim or any(s != 1 and s != g for s, g in zip(reversed(shape), reversed(grad.shape))):
+        raise ValueError(f"unbroadcast: a gradient of shape {grad.shape} cannot be summed to shape {shape}: "
+                         f"{shape} does not broadcast to {grad.shape}")
     extra_leading_axes = grad.ndim - len(shape)
     if extra_leading_axes > 0:
         grad = grad.sum(axis=tuple(range(extra_leading_axes)))
@@ -139,6 +142,8 @@ class Tensor:
     def __init__(self, data, requires_grad: bool = False, name: Optional[str] = None):
         self.data = as_array(data, "Tensor data")
         self.grad: Optional[np.ndarray] = None
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"Tensor: requires_grad must be True or False, got {requires_grad!r}")
         self.requires_grad = bool(requires_grad)
         self.name = name  # optional label for graph pictures, e.g. "mu" or "eps ~ N(0, 1)"
         self._parents: tuple = ()
@@ -369,8 +374,8 @@ class Tensor:
 
 
 def _value(x):
-    """The raw array behind a Tensor, or x itself."""
-    return x.data if isinstance(x, Tensor) else x
+    """The raw array behind a Tensor, or x as a real array (for comparisons)."""
+    return x.data if isinstance(x, Tensor) else as_array(x, "comparison operand")
 
 
 def _init_node(out: Tensor, data, parents: tuple, vjps: Optional[tuple], op: str) -> None:

@@ -60,17 +60,26 @@ def standard_normal_log_density(z: Tensor) -> Tensor:
     return -0.5 * (z * z).sum(axis=-1) - 0.5 * z.shape[-1] * LOG_2PI
 
 
+def _check_count(value, name: str, where: str, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{where}: {name} must be a {kind} integer, got {value!r}")
+
+
 class VAE(Module):
     """MLP VAE for binary images: x_dim -> hidden -> (mu, log_var) and z_dim -> hidden -> logits."""
 
     def __init__(self, x_dim: int = 64, hidden: int = 200, z_dim: int = 8, activation: str = "tanh",
                  rng: Optional[np.random.Generator] = None, baseline_decay: float = 0.9):
+        for name, value in (("x_dim", x_dim), ("hidden", hidden), ("z_dim", z_dim)):
+            _check_count(value, name, "VAE")
+        baseline = MovingAverageBaseline(baseline_decay)  # checked before any weight is drawn
         rng = get_rng(rng)
         self.x_dim, self.hidden, self.z_dim = x_dim, hidden, z_dim
         self.encoder = MLP([x_dim, hidden, 2 * z_dim], activation=activation, rng=rng)
         self.decoder = MLP([z_dim, hidden, x_dim], activation=activation, rng=rng)
         # The REINFORCE baseline b: a moving average of the batch's mean reconstruction term.
-        self.baseline = MovingAverageBaseline(baseline_decay)
+        self.baseline = baseline
 
     # --- the two networks ----------------------------------------------------------------------
     def encode(self, x) -> tuple:
@@ -90,6 +99,13 @@ class VAE(Module):
         x = x if isinstance(x, Tensor) else Tensor(as_array(x, "VAE input x"))
         if x.ndim < 1 or x.shape[-1] != self.x_dim:
             raise ValueError(f"VAE: input has shape {x.shape}, expected (batch, {self.x_dim})")
+        if x.size == 0:
+            raise ValueError(f"VAE: input has no images (shape {x.shape})")
+        inside = (x.data >= 0) & (x.data <= 1)  # NaN fails too
+        if not inside.all():
+            bad = x.data[~inside]
+            raise ValueError(f"VAE: input pixels must lie in [0, 1] (binary images; divide raw counts by "
+                             f"their maximum), got {bad.size} values outside, e.g. {bad[:3]}")
         return x
 
     # --- objectives ----------------------------------------------------------------------------
@@ -126,6 +142,7 @@ class VAE(Module):
     @no_grad()
     def evaluate_elbo(self, x, rng: Optional[np.random.Generator] = None, samples: int = 100) -> np.ndarray:
         """Per-image ELBO: the reconstruction term averaged over ``samples`` draws, KL analytic."""
+        _check_count(samples, "samples", "evaluate_elbo")
         x = self._check_input(x)
         mu, log_var = self.encode(x)
         q = Normal(mu, (0.5 * log_var).exp(), validate_args=False)
@@ -141,8 +158,8 @@ class VAE(Module):
         The k log-weights are computed ``chunk`` samples at a time (memory), then combined with a
         stable log-sum-exp.
         """
-        if k < 1:
-            raise ValueError(f"iwae_bound: k must be >= 1, got {k}")
+        _check_count(k, "k", "iwae_bound")
+        _check_count(chunk, "chunk", "iwae_bound")
         x = self._check_input(x)
         rng = get_rng(rng)
         q = self.posterior(x)
@@ -164,5 +181,6 @@ class VAE(Module):
     @no_grad()
     def sample_prior(self, n: int, rng: Optional[np.random.Generator] = None) -> np.ndarray:
         """Pixel probabilities for n latents drawn from the prior N(0, I)."""
+        _check_count(n, "n", "sample_prior", minimum=0)
         z = Tensor(get_rng(rng).standard_normal((n, self.z_dim)))
         return self.decode(z).sigmoid().data

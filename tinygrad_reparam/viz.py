@@ -181,6 +181,11 @@ def _attribute_list(attributes: dict) -> str:
     return "[" + ", ".join(f"{name}={_quote(value)}" for name, value in attributes.items()) + "]"
 
 
+def _check_tensor(tensor, where: str) -> None:
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{where}: expected a Tensor, got {type(tensor).__name__}")
+
+
 def to_dot(tensor: Tensor, max_values: int = 6) -> str:
     """Graphviz DOT source for the graph that computed ``tensor``.
 
@@ -189,6 +194,7 @@ def to_dot(tensor: Tensor, max_values: int = 6) -> str:
     ``max_values`` elements. Render the text with ``render()``, the ``dot`` program
     (``dot -Tsvg graph.dot -o graph.svg``) or any online Graphviz viewer.
     """
+    _check_tensor(tensor, "to_dot")
     tensors = _distinct_tensors(tensor)
     node_names = {id(t): f"t{number}" for number, t in enumerate(tensors)}
 
@@ -214,6 +220,7 @@ def render(tensor: Tensor, path, max_values: int = 6) -> Path:
     The format follows the suffix of ``path``: ``.svg`` or ``.png``. Returns the path.
     Raises ``ValueError`` for other suffixes and ``RuntimeError`` when ``dot`` is missing or fails.
     """
+    _check_tensor(tensor, "render")
     path = Path(path)
     image_format = RENDER_FORMATS.get(path.suffix.lower())
     if image_format is None:
@@ -249,6 +256,7 @@ def graph_text(tensor: Tensor, max_values: int = 6) -> str:
     that was already printed appears again only as a back-reference, e.g. ``mul (3,)  [see #2]``,
     so shared subgraphs are printed once. Inputs marked ``[no gradient]`` are display-only (a cut).
     """
+    _check_tensor(tensor, "graph_text")
     lines = []
     for t, depth, is_cut, number, seen_before in _walk(tensor):
         indent = "  " * min(depth, MAX_INDENT_LEVELS)

@@ -47,13 +47,16 @@ def check_parameter(distribution: str, name: str, values: np.ndarray, ok: np.nda
         )
 
 
+def _is_int(n) -> bool:
+    return isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+
+
 def check_sample_shape(sample_shape) -> tuple:
-    if isinstance(sample_shape, (int, np.integer)):
-        sample_shape = (int(sample_shape),)
-    try:
-        sample_shape = tuple(int(n) for n in sample_shape)
-    except TypeError:
-        raise TypeError(f"sample_shape must be a tuple of ints, got {sample_shape!r}") from None
+    if _is_int(sample_shape):
+        sample_shape = (sample_shape,)
+    if not isinstance(sample_shape, (tuple, list)) or not all(_is_int(n) for n in sample_shape):
+        raise TypeError(f"sample_shape must be an int or a tuple of ints, got {sample_shape!r}")
+    sample_shape = tuple(int(n) for n in sample_shape)
     if any(n < 0 for n in sample_shape):
         raise ValueError(f"sample_shape must not contain negative sizes, got {sample_shape}")
     return sample_shape

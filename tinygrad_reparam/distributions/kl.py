@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Tuple
 
+from tinygrad_reparam.distributions.base import Distribution
 from tinygrad_reparam.tensor import Tensor
 
 _KL_REGISTRY: Dict[Tuple[type, type], Callable] = {}
@@ -20,6 +21,9 @@ _KL_REGISTRY: Dict[Tuple[type, type], Callable] = {}
 
 def register_kl(type_p: type, type_q: type) -> Callable:
     """Decorator: ``fn(p, q)`` computes KL(p || q) for p of type_p and q of type_q."""
+    if not (isinstance(type_p, type) and isinstance(type_q, type)):
+        raise TypeError(f"register_kl: type_p and type_q must be classes (e.g. Normal, Normal), "
+                        f"got {type_p!r} and {type_q!r}")
     def register(fn: Callable) -> Callable:
         _KL_REGISTRY[(type_p, type_q)] = fn
         return fn
@@ -28,6 +32,9 @@ def register_kl(type_p: type, type_q: type) -> Callable:
 
 def kl_divergence(p, q) -> Tensor:
     """KL(p || q), elementwise over the broadcast batch shape of p and q."""
+    if not (isinstance(p, Distribution) and isinstance(q, Distribution)):
+        raise TypeError(f"kl_divergence: p and q must be distributions, got {type(p).__name__} "
+                        f"and {type(q).__name__}")
     # Look through the parent classes too, so a subclass of Normal finds Normal's closed form.
     fn = next((_KL_REGISTRY[(a, b)] for a in type(p).__mro__ for b in type(q).__mro__
                if (a, b) in _KL_REGISTRY), None)

@@ -63,7 +63,11 @@ class Uniform(Distribution):
     def log_prob(self, value) -> Tensor:
         """-log(high - low) for low <= value < high, -inf outside."""
         value = value_tensor(value).data
-        inside = (value >= self.low.data) & (value < self.high.data)
+        try:
+            inside = (value >= self.low.data) & (value < self.high.data)
+        except ValueError:
+            raise ValueError(f"Uniform.log_prob: value of shape {value.shape} cannot be broadcast with "
+                             f"the batch shape {self.batch_shape}") from None
         return where(inside, -(self.high - self.low).log(), -np.inf)
 
     def entropy(self) -> Tensor:
