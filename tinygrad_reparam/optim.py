@@ -83,8 +83,8 @@ class Optimizer:
             if not p.data.flags.writeable:
                 raise ValueError(f"{where}: its array is read-only, so it cannot be updated in "
                                  f"place. Nothing was updated.")
-            buffers = self.state.get(p, {})
-            if any(isinstance(b, np.ndarray) and b.shape != p.shape for b in buffers.values()):
+            buffers = self.state.get(p)
+            if buffers and _buffer_shape_changed(buffers, p.shape):
                 raise ValueError(f"{where}: its shape changed since the optimizer's buffers were "
                                  f"made. Nothing was updated.")
             ready.append((p, grad))
@@ -167,6 +167,13 @@ class Adam(Optimizer):
             np.divide(m, update, out=update)               # m / (sqrt(v_hat) + eps)
             update *= self.lr / (1.0 - beta1 ** t)         # lr * m_hat / (sqrt(v_hat) + eps)
             p.data -= update
+
+
+def _buffer_shape_changed(buffers: dict, shape: tuple) -> bool:
+    for buffer in buffers.values():
+        if isinstance(buffer, np.ndarray) and buffer.shape != shape:
+            return True
+    return False
 
 
 def _check_number(value, what: str, where: str, lower: float, upper: float = math.inf,

@@ -301,7 +301,9 @@ class Tensor:
                 node.grad = _accumulate(node.grad, node_grad, node.data.dtype)
             for index, (parent, vjp) in enumerate(zip(node._parents, node._vjps)):
                 if parent.requires_grad:
-                    parent_grad = unbroadcast(vjp(node_grad), parent.data.shape)
+                    parent_grad = vjp(node_grad)
+                    if parent_grad.shape != parent.data.shape:  # (skips a call in the common case)
+                        parent_grad = unbroadcast(parent_grad, parent.data.shape)
                     if check_anomalies:
                         check_gradient(node, index, parent_grad)
                     previous = grads.get(parent)

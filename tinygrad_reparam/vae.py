@@ -84,7 +84,10 @@ class VAE(Module):
     # --- the two networks ----------------------------------------------------------------------
     def encode(self, x) -> tuple:
         """mu and log sigma^2 of q(z | x), each of shape (batch, z_dim)."""
-        h = self.encoder(self._check_input(x))
+        return self._encode(self._check_input(x))
+
+    def _encode(self, x: Tensor) -> tuple:  # x already checked
+        h = self.encoder(x)
         return h[..., : self.z_dim], h[..., self.z_dim:]
 
     def decode(self, z) -> Tensor:
@@ -118,7 +121,7 @@ class VAE(Module):
         if estimator not in ESTIMATORS:
             raise ValueError(f"VAE.elbo: estimator must be one of {ESTIMATORS}, got {estimator!r}")
         x = self._check_input(x)
-        mu, log_var = self.encode(x)
+        mu, log_var = self._encode(x)
         q = Normal(mu, (0.5 * log_var).exp(), validate_args=False)
         kl = gaussian_kl_to_standard_normal(mu, log_var)
 
@@ -144,7 +147,7 @@ class VAE(Module):
         """Per-image ELBO: the reconstruction term averaged over ``samples`` draws, KL analytic."""
         _check_count(samples, "samples", "evaluate_elbo")
         x = self._check_input(x)
-        mu, log_var = self.encode(x)
+        mu, log_var = self._encode(x)
         q = Normal(mu, (0.5 * log_var).exp(), validate_args=False)
         z = q.rsample((samples,), rng=rng)                       # (samples, batch, z_dim)
         reconstruction = bernoulli_log_likelihood(self.decode(z), x).data.mean(axis=0)
