@@ -374,3 +374,10 @@ def test_binary_cross_entropy_with_logits_is_exact_stable_and_differentiable():
     np.testing.assert_array_equal(out[[0, 4]], [0.0, 0.0])  # confident and right: no loss
     assert tr.gradcheck(lambda l, t: tr.binary_cross_entropy_with_logits(l, t),
                         [param(logits[1:4]), param(targets[1:4])])
+
+
+def test_expm1_and_log1p_are_accurate_for_tiny_inputs_and_differentiable():
+    tiny = Tensor([1e-20, -1e-12])
+    np.testing.assert_array_equal(tiny.expm1().data, [1e-20, np.expm1(-1e-12)])
+    np.testing.assert_array_equal(tiny.log1p().data, [1e-20, np.log1p(-1e-12)])
+    assert tr.gradcheck(lambda a: a.expm1() * a.log1p(), [param([0.3, -0.2, 1.5])])

@@ -190,6 +190,14 @@ def log1p(a: Tensor) -> Tensor:
     ))
 
 
+def expm1(a: Tensor) -> Tensor:
+    """e^a - 1, accurate when |a| is tiny (where exp(a) - 1 would cancel)."""
+    out = np.expm1(a.data)
+    return from_op("expm1", out, (a,), (
+        lambda g: g * (out + 1.0),  # d(e^a - 1)/da = e^a
+    ))
+
+
 def tanh(a: Tensor) -> Tensor:
     out = np.tanh(a.data)
     return from_op("tanh", out, (a,), (
@@ -280,6 +288,18 @@ def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     return from_op("max", out, (a,), (vjp,))
 
 
+def _log_sum_exp_shifted(x: np.ndarray, m: np.ndarray, axes: tuple) -> np.ndarray:
+    """log sum_i e^(x_i - m) along axes (kept), m the max: log1p of the sum minus 1, formed exactly.
+
+    Each entry equal to m contributes exactly e^0 = 1, so sum - 1 = (number of them - 1) + the
+    other entries' e^(x_i - m), with no rounding of 1 + tiny: logsumexp([0, -40]) is 4.2e-18, not
+    log(1 + 4.2e-18) = 0. A row with no entry at m (all -inf) gives log1p(-1) = -inf."""
+    at_max = x == m
+    others = np.where(at_max, 0, np.exp(x - m)).sum(axis=axes, keepdims=True)
+    ties = at_max.sum(axis=axes, keepdims=True).astype(x.dtype)
+    return np.log1p(others + (ties - 1))
+
+
 def logsumexp(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """log sum_i e^(a_i) = m + log sum_i e^(a_i - m) with m the max, so no exp overflows.
     All entries -inf gives -inf (an empty sum of probabilities), not NaN."""
@@ -287,7 +307,7 @@ def logsumexp(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     m = a.data.max(axis=axes, keepdims=True, initial=-np.inf)  # -inf for an empty reduction
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore"):
-        out_kept = m + np.log(np.exp(a.data - m).sum(axis=axes, keepdims=True))
+        out_kept = m + _log_sum_exp_shifted(a.data, m, axes)
     out = out_kept if keepdims else np.squeeze(out_kept, axis=axes)
 
     def vjp(g):
@@ -305,8 +325,8 @@ def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
         raise TypeError(f"log_softmax: axis must be an int, got {axis!r}")
     (ax,) = _normalize_axes(axis, a.ndim, "log_softmax")
     m = a.data.max(axis=ax, keepdims=True)
-    shifted = a.data - np.where(np.isfinite(m), m, 0.0)
-    out = shifted - np.log(np.exp(shifted).sum(axis=ax, keepdims=True))
+    m = np.where(np.isfinite(m), m, 0.0)
+    out = (a.data - m) - _log_sum_exp_shifted(a.data, m, (ax,))
     return from_op("log_softmax", out, (a,), (
         # d log_softmax_i / da_j = [i = j] - softmax_j
         lambda g: g - np.exp(out) * g.sum(axis=ax, keepdims=True),

@@ -351,6 +351,7 @@ class Tensor:
     def exp(self): return _ops.exp(self)
     def log(self): return _ops.log(self)
     def log1p(self): return _ops.log1p(self)
+    def expm1(self): return _ops.expm1(self)
     def sqrt(self): return _ops.sqrt(self)
     def tanh(self): return _ops.tanh(self)
     def sigmoid(self): return _ops.sigmoid(self)

@@ -51,8 +51,9 @@ def bernoulli_log_likelihood(logits: Tensor, x) -> Tensor:
 
 def gaussian_kl_to_standard_normal(mu: Tensor, log_var: Tensor) -> Tensor:
     """KL(N(mu, exp(log_var)) || N(0, I)) summed over the last axis:
-    1/2 sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)."""
-    return 0.5 * (mu * mu + log_var.exp() - 1.0 - log_var).sum(axis=-1)
+    1/2 sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2), with sigma^2 - 1 = expm1(log_var) so that
+    nothing cancels catastrophically near the prior (and the KL never comes out negative)."""
+    return 0.5 * (mu * mu + log_var.expm1() - log_var).sum(axis=-1)
 
 
 def standard_normal_log_density(z: Tensor) -> Tensor:

@@ -58,7 +58,15 @@ class Uniform(Distribution):
         """z = low + (high - low) * u, with u an input leaf drawn strictly inside (0, 1)."""
         shape = self._extended_shape(sample_shape)
         u = Tensor(uniform_open(shape, get_rng(rng)), name="u ~ U(0, 1)")
-        return self.low + (self.high - self.low) * u
+        z = self.low + (self.high - self.low) * u
+        # On an interval a few ulps wide, rounding can carry z up to high itself, outside the
+        # support [low, high). Move such values to the largest float below high by adding a
+        # constant: the value changes by an ulp, the gradients (1 - u, u) do not.
+        high = np.broadcast_to(self.high.data, z.shape).astype(z.dtype)
+        over = z.data >= high
+        if over.any():
+            z = z + np.where(over, np.nextafter(high, -np.inf) - z.data, 0).astype(z.dtype)
+        return z
 
     def log_prob(self, value) -> Tensor:
         """-log(high - low) for low <= value < high, -inf outside."""
