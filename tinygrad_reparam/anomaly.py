@@ -84,11 +84,11 @@ def check_forward(node) -> None:
     )
 
 
-def check_gradient(node, parent_index: int, grad: np.ndarray) -> None:
-    """Raise if the VJP of ``node`` for its input ``parent_index`` gave a NaN or an inf."""
+def check_gradient(node, parent, grad: np.ndarray) -> None:
+    """Raise if the VJP of ``node`` for its input ``parent`` gave a NaN or an inf."""
     if np.all(np.isfinite(grad)):
         return
-    parent = node.parents[parent_index]
+    parent_index = next(i for i, p in enumerate(node.parents) if p is parent)
     raise AnomalyError(
         f"detect_anomaly: the backward pass of {node.op!r} produced {_describe(grad)} in the "
         f"gradient of its input #{parent_index} (input shape {parent.shape}, output shape "

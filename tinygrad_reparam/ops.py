@@ -44,6 +44,8 @@ def _lift(x, like: Optional[Tensor] = None) -> Tensor:
 
 
 def _pair(a, b) -> tuple:
+    if type(a) is Tensor and type(b) is Tensor:  # the common case, first (this runs per op)
+        return a, b
     a = _lift(a, b if isinstance(b, Tensor) else None)
     return a, _lift(b, a)
 

@@ -299,13 +299,13 @@ class Tensor:
                 continue
             if node._retains_grad:
                 node.grad = _accumulate(node.grad, node_grad, node.data.dtype)
-            for index, (parent, vjp) in enumerate(zip(node._parents, node._vjps)):
+            for parent, vjp in zip(node._parents, node._vjps):
                 if parent.requires_grad:
                     parent_grad = vjp(node_grad)
                     if parent_grad.shape != parent.data.shape:  # (skips a call in the common case)
                         parent_grad = unbroadcast(parent_grad, parent.data.shape)
                     if check_anomalies:
-                        check_gradient(node, index, parent_grad)
+                        check_gradient(node, parent, parent_grad)
                     previous = grads.get(parent)
                     grads[parent] = parent_grad if previous is None else previous + parent_grad
             if not retain_graph:  # release the inputs and the arrays the VJPs saved
@@ -397,8 +397,9 @@ def _init_node(out: Tensor, data, parents: tuple, vjps: Optional[tuple], op: str
             any_parent_requires_grad = True
         if parent._cuts:
             cuts += tuple(cut for cut in parent._cuts if cut not in cuts)
-    out._cuts = cuts if _GradMode.enabled else ()
-    if _GradMode.enabled and any_parent_requires_grad:
+    grad_enabled = _GradMode.enabled
+    out._cuts = cuts if grad_enabled else ()
+    if grad_enabled and any_parent_requires_grad:
         out.requires_grad = True
         out._parents = parents
         out._vjps = vjps
@@ -407,7 +408,7 @@ def _init_node(out: Tensor, data, parents: tuple, vjps: Optional[tuple], op: str
         out.requires_grad = False
         out._parents = parents if out._cuts else ()  # downstream of a cut: kept for display
         out._vjps = None
-        out._note = None if _GradMode.enabled or not parents else "it was computed inside a no_grad() block"
+        out._note = None if grad_enabled or not parents else "it was computed inside a no_grad() block"
     out._created_at = None
     if _AnomalyMode.enabled and parents:  # detect_anomaly(): see anomaly.py
         out._created_at = creation_site()
@@ -452,7 +453,9 @@ def from_op(op: str, data, parents: Sequence[Tensor], vjps: Sequence[VJP]) -> Te
     built with this function, and so can your own (check it with ``gradcheck``).
     """
     out = Tensor.__new__(Tensor)
-    _init_node(out, data, tuple(parents), tuple(vjps), op)
+    parents = parents if type(parents) is tuple else tuple(parents)
+    vjps = vjps if type(vjps) is tuple else tuple(vjps)
+    _init_node(out, data, parents, vjps, op)
     return out
 
 
