@@ -21,7 +21,7 @@ from tinygrad_reparam.estimators import (
     ESTIMATORS, GradientStats, MovingAverageBaseline, compare_estimators, estimate_gradient,
     gradient_samples, leave_one_out, magic_box, score_function_surrogate,
 )
-from tinygrad_reparam.testing import float_arrays, positive_scales
+from tinygrad_reparam.testing import float_arrays
 
 
 def param(values):

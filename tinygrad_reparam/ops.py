@@ -19,7 +19,6 @@ evenly between tied maxima. ``maximum(a, b)`` sends the gradient to ``a`` on tie
 """
 from __future__ import annotations
 
-import builtins
 from typing import Optional, Sequence
 
 import numpy as np

@@ -32,6 +32,18 @@ def as_parameter(value, distribution: str, name: str) -> Tensor:
     return Tensor(as_array(value, f"{distribution}: parameter {name}"))
 
 
+def location_and_scale(distribution: str, loc, scale, validate_args: bool) -> tuple:
+    """``loc`` and ``scale`` as Tensors; with ``validate_args``, loc must be finite and scale
+    positive and finite (errors name ``distribution``, the class the user built)."""
+    loc = as_parameter(loc, distribution, "loc")
+    scale = as_parameter(scale, distribution, "scale")
+    if validate_args:
+        check_parameter(distribution, "loc", loc.data, np.isfinite(loc.data), "finite")
+        check_parameter(distribution, "scale", scale.data, (scale.data > 0) & np.isfinite(scale.data),
+                        "positive and finite (> 0)")
+    return loc, scale
+
+
 def check_parameter(distribution: str, name: str, values: np.ndarray, ok: np.ndarray,
                     constraint: str) -> None:
     """Raise ValueError naming the distribution, the parameter, its constraint and the bad values.

@@ -31,7 +31,7 @@ from typing import Optional
 import numpy as np
 
 from tinygrad_reparam.distributions.base import (
-    Distribution, as_parameter, broadcast_shape, check_parameter, value_tensor,
+    Distribution, broadcast_shape, location_and_scale, value_tensor,
 )
 from tinygrad_reparam.distributions.normal import Normal
 from tinygrad_reparam.ops import where
@@ -63,12 +63,7 @@ class TanhNormal(Distribution):
 
     def __init__(self, loc, scale, validate_args: bool = True):
         name = type(self).__name__
-        self.loc = as_parameter(loc, name, "loc")
-        self.scale = as_parameter(scale, name, "scale")
-        if validate_args:
-            check_parameter(name, "loc", self.loc.data, np.isfinite(self.loc.data), "finite")
-            check_parameter(name, "scale", self.scale.data,
-                            (self.scale.data > 0) & np.isfinite(self.scale.data), "positive and finite (> 0)")
+        self.loc, self.scale = location_and_scale(name, loc, scale, validate_args)
         super().__init__(broadcast_shape(name, loc=self.loc, scale=self.scale))
         # u = atanh(a) ~ Normal(loc, scale): already validated above, under this class's name
         self.base_dist = Normal(self.loc, self.scale, validate_args=False)
