@@ -138,3 +138,20 @@ def test_quick_training_improves_and_reparam_beats_reinforce(quick_metrics):
     assert metrics["reparam"]["test_elbo"] > metrics["reinforce-nobaseline"]["test_elbo"] + 1.0
     # the score-function gradient is far noisier, and the baseline helps
     assert metrics["reinforce-nobaseline"]["grad_variance_ratio"] > metrics["reinforce"]["grad_variance_ratio"] > 5
+
+
+def test_reinforce_baseline_never_contains_the_batch_it_multiplies(monkeypatch):
+    """b must not depend on the draws it is subtracted from (else the estimator is biased):
+    the model uses the moving average *before* folding in the current batch."""
+    import tinygrad_reparam.vae as vae_module
+    used = []
+    real = vae_module.score_function_surrogate
+    monkeypatch.setattr(vae_module, "score_function_surrogate",
+                        lambda log_q, cost, baseline: used.append((baseline, cost.data.mean())) or
+                        real(log_q, cost, baseline))
+    model = VAE(x_dim=5, hidden=3, z_dim=2, rng=np.random.default_rng(0))
+    for seed in range(3):
+        model.elbo(tiny_data(seed=seed), np.random.default_rng(seed), estimator="reinforce")
+    assert used[0][0] is None                          # no history yet: no baseline
+    assert used[1][0] == pytest.approx(used[0][1])     # then only the earlier batches
+    assert used[2][0] == pytest.approx(0.9 * used[0][1] + 0.1 * used[1][1])
