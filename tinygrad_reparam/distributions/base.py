@@ -145,6 +145,15 @@ class Distribution:
         return f"{type(self).__name__}(batch_shape={self.batch_shape}, event_shape={self.event_shape})"
 
 
+def no_closed_form(distribution: Distribution, family: str, quantity: str) -> NotImplementedError:
+    """The error for an entropy or moment with no closed form, with its Monte Carlo recipe."""
+    recipe = {"entropy": "-log_prob(rsample((n,))).mean(axis=0)",
+              "mean": "rsample((n,)).mean(axis=0)",
+              "variance": "from rsample((n,))"}[quantity]
+    return NotImplementedError(f"{type(distribution).__name__}: the {family} {quantity} has no closed "
+                               f"form; estimate it by Monte Carlo, {recipe}")
+
+
 def broadcast_shape(distribution: str, **parameters: Tensor) -> tuple:
     """The batch shape: the broadcast of all parameter shapes, with a clear error."""
     try:

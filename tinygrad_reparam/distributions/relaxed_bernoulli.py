@@ -34,7 +34,7 @@ from typing import Optional
 import numpy as np
 
 from tinygrad_reparam.distributions.base import (
-    Distribution, as_parameter, broadcast_shape, check_parameter, value_tensor,
+    Distribution, no_closed_form, as_parameter, broadcast_shape, check_parameter, value_tensor,
 )
 from tinygrad_reparam.distributions.probs_logits import (
     log1m_or_neg_inf, log_or_neg_inf, outside_support, probs_or_logits,
@@ -121,18 +121,15 @@ class RelaxedBernoulli(Distribution):
         return outside_support(log_q, inside=inside, is_nan=np.isnan(v))
 
     def entropy(self) -> Tensor:
-        raise NotImplementedError(f"{type(self).__name__}: the Binary Concrete entropy has no closed "
-                                  f"form; estimate it by Monte Carlo, -log_prob(rsample((n,))).mean(axis=0)")
+        raise no_closed_form(self, "Binary Concrete", "entropy")
 
     @property
     def mean(self) -> Tensor:
-        raise NotImplementedError(f"{type(self).__name__}: the Binary Concrete mean has no closed form; "
-                                  f"estimate it by Monte Carlo, rsample((n,)).mean(axis=0)")
+        raise no_closed_form(self, "Binary Concrete", "mean")
 
     @property
     def variance(self) -> Tensor:
-        raise NotImplementedError(f"{type(self).__name__}: the Binary Concrete variance has no closed "
-                                  f"form; estimate it by Monte Carlo from rsample((n,))")
+        raise no_closed_form(self, "Binary Concrete", "variance")
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(temperature: shape {self.temperature.shape}, "

@@ -39,7 +39,7 @@ from typing import Optional
 import numpy as np
 
 from tinygrad_reparam.distributions.base import (
-    Distribution, as_parameter, check_parameter, value_tensor,
+    Distribution, no_closed_form, as_parameter, check_parameter, value_tensor,
 )
 from tinygrad_reparam.distributions.categorical import check_category_axis, check_probability_vectors
 from tinygrad_reparam.distributions.probs_logits import log_or_neg_inf, outside_support, probs_or_logits
@@ -137,18 +137,15 @@ class RelaxedOneHotCategorical(Distribution):
         return outside_support(log_normalizer + score, inside=inside, is_nan=np.isnan(v).any(axis=-1))
 
     def entropy(self) -> Tensor:
-        raise NotImplementedError(f"{type(self).__name__}: the Concrete entropy has no closed form; "
-                                  f"estimate it by Monte Carlo, -log_prob(rsample((n,))).mean(axis=0)")
+        raise no_closed_form(self, "Concrete", "entropy")
 
     @property
     def mean(self) -> Tensor:
-        raise NotImplementedError(f"{type(self).__name__}: the Concrete mean has no closed form; "
-                                  f"estimate it by Monte Carlo, rsample((n,)).mean(axis=0)")
+        raise no_closed_form(self, "Concrete", "mean")
 
     @property
     def variance(self) -> Tensor:
-        raise NotImplementedError(f"{type(self).__name__}: the Concrete variance has no closed form; "
-                                  f"estimate it by Monte Carlo from rsample((n,))")
+        raise no_closed_form(self, "Concrete", "variance")
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(temperature: shape {self.temperature.shape}, "
