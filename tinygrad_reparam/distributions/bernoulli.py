@@ -26,7 +26,8 @@ import numpy as np
 from tinygrad_reparam.distributions.base import Distribution, check_parameter, value_tensor
 from tinygrad_reparam.distributions.kl import register_kl
 from tinygrad_reparam.distributions.probs_logits import (
-    log1m_or_neg_inf, log_or_neg_inf, outside_support, probs_or_logits, x_log_ratio, x_log_x,
+    binary_logits, binary_probs, log1m_or_neg_inf, log_or_neg_inf, outside_support, probs_or_logits,
+    x_log_ratio, x_log_x,
 )
 from tinygrad_reparam.ops import where
 from tinygrad_reparam.random import uniform_open
@@ -57,16 +58,12 @@ class Bernoulli(Distribution):
     @property
     def probs(self) -> Tensor:
         """P(z = 1): as given, or sigmoid(logits)."""
-        if self._given == "probs":
-            return self._parameter
-        return self._parameter.sigmoid()
+        return binary_probs(self._given, self._parameter)
 
     @property
     def logits(self) -> Tensor:
         """log p - log(1 - p): as given, or from probs (-inf at p = 0, +inf at p = 1)."""
-        if self._given == "logits":
-            return self._parameter
-        return self._log_p() - self._log_1mp()
+        return binary_logits(self._given, self._parameter)
 
     def _q(self) -> Tensor:
         """1 - p, which is sigmoid(-l) when logits are given (exact even where p rounds to 1)."""

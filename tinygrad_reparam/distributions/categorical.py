@@ -28,7 +28,8 @@ import numpy as np
 from tinygrad_reparam.distributions.base import Distribution, check_parameter, value_tensor
 from tinygrad_reparam.distributions.kl import register_kl
 from tinygrad_reparam.distributions.probs_logits import (
-    log_or_neg_inf, outside_support, probs_or_logits, x_log_ratio, x_log_x,
+    categorical_logits, categorical_probs, log_or_neg_inf, outside_support, probs_or_logits,
+    x_log_ratio, x_log_x,
 )
 from tinygrad_reparam.ops import where
 from tinygrad_reparam.random import uniform_open
@@ -87,16 +88,12 @@ class Categorical(Distribution):
     @property
     def probs(self) -> Tensor:
         """As given, or softmax(logits) along the last axis."""
-        if self._given == "probs":
-            return self._parameter
-        return self._parameter.softmax(axis=-1)
+        return categorical_probs(self._given, self._parameter)
 
     @property
     def logits(self) -> Tensor:
         """As given (unnormalized), or log(probs) with log 0 = -inf."""
-        if self._given == "logits":
-            return self._parameter
-        return log_or_neg_inf(self._parameter)
+        return categorical_logits(self._given, self._parameter)
 
     def _log_probs(self) -> Tensor:
         """log p_i for every class: log_softmax(logits), or log(probs) with log 0 = -inf."""

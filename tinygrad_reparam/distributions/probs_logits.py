@@ -40,6 +40,29 @@ def probs_or_logits(distribution: str, probs, logits) -> tuple:
     return "logits", as_parameter(logits, distribution, "logits")
 
 
+def binary_probs(given: str, parameter: Tensor) -> Tensor:
+    """P(z = 1) of a binary family: the parameter itself, or sigmoid(logits)."""
+    return parameter if given == "probs" else parameter.sigmoid()
+
+
+def binary_logits(given: str, parameter: Tensor) -> Tensor:
+    """log p - log(1 - p) of a binary family: the parameter itself, or from probs
+    (-inf at p = 0, +inf at p = 1)."""
+    if given == "logits":
+        return parameter
+    return log_or_neg_inf(parameter) - log1m_or_neg_inf(parameter)
+
+
+def categorical_probs(given: str, parameter: Tensor) -> Tensor:
+    """Class probabilities: the parameter itself, or softmax(logits) along the last axis."""
+    return parameter if given == "probs" else parameter.softmax(axis=-1)
+
+
+def categorical_logits(given: str, parameter: Tensor) -> Tensor:
+    """Unnormalized log-probabilities: the parameter itself, or log(probs) with log 0 = -inf."""
+    return parameter if given == "logits" else log_or_neg_inf(parameter)
+
+
 def log_or_neg_inf(x: Tensor) -> Tensor:
     """log x for x >= 0, with log 0 = -inf exactly, no warning and a zero (not NaN) gradient there."""
     positive = x.data > 0

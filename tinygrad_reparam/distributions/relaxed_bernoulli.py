@@ -37,7 +37,7 @@ from tinygrad_reparam.distributions.base import (
     Distribution, no_closed_form, as_parameter, broadcast_shape, check_parameter, value_tensor,
 )
 from tinygrad_reparam.distributions.probs_logits import (
-    log1m_or_neg_inf, log_or_neg_inf, outside_support, probs_or_logits,
+    binary_logits, binary_probs, outside_support, probs_or_logits,
 )
 from tinygrad_reparam.ops import where
 from tinygrad_reparam.random import uniform_open
@@ -80,16 +80,13 @@ class RelaxedBernoulli(Distribution):
 
     @property
     def probs(self) -> Tensor:
-        if self._given == "probs":
-            return self._parameter
-        return self._parameter.sigmoid()
+        """P(z = 1) of the discrete variable being relaxed: as given, or sigmoid(logits)."""
+        return binary_probs(self._given, self._parameter)
 
     @property
     def logits(self) -> Tensor:
-        """As given, or log p - log1p(-p)."""
-        if self._given == "logits":
-            return self._parameter
-        return log_or_neg_inf(self._parameter) - log1m_or_neg_inf(self._parameter)
+        """log p - log(1 - p): as given, or from probs."""
+        return binary_logits(self._given, self._parameter)
 
     # --- drawing ------------------------------------------------------------------------------
     def rsample_logit(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:

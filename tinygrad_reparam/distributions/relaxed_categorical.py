@@ -42,7 +42,9 @@ from tinygrad_reparam.distributions.base import (
     Distribution, no_closed_form, as_parameter, check_parameter, value_tensor,
 )
 from tinygrad_reparam.distributions.categorical import check_category_axis, check_probability_vectors
-from tinygrad_reparam.distributions.probs_logits import log_or_neg_inf, outside_support, probs_or_logits
+from tinygrad_reparam.distributions.probs_logits import (
+    categorical_logits, categorical_probs, outside_support, probs_or_logits,
+)
 from tinygrad_reparam.distributions.relaxed_bernoulli import check_temperature
 from tinygrad_reparam.ops import where
 from tinygrad_reparam.random import uniform_open
@@ -93,16 +95,13 @@ class RelaxedOneHotCategorical(Distribution):
 
     @property
     def probs(self) -> Tensor:
-        if self._given == "probs":
-            return self._parameter
-        return self._parameter.softmax(axis=-1)
+        """As given, or softmax(logits) along the last axis."""
+        return categorical_probs(self._given, self._parameter)
 
     @property
     def logits(self) -> Tensor:
         """As given (unnormalized), or log(probs)."""
-        if self._given == "logits":
-            return self._parameter
-        return log_or_neg_inf(self._parameter)
+        return categorical_logits(self._given, self._parameter)
 
     def _temperature_per_category(self) -> Tensor:
         """The temperature with a trailing axis, so it broadcasts against the k categories."""
