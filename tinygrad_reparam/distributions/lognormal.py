@@ -17,41 +17,25 @@ Change of variables (x = log z, dx/dz = 1/z) gives the density:
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
-from tinygrad_reparam.distributions.base import (
-    Distribution, broadcast_shape, location_and_scale, value_tensor,
-)
+from tinygrad_reparam.distributions.base import value_tensor
 from tinygrad_reparam.distributions.kl import kl_divergence, register_kl
-from tinygrad_reparam.distributions.normal import Normal
+from tinygrad_reparam.distributions.transformed_normal import TransformedNormal
 from tinygrad_reparam.ops import where
 from tinygrad_reparam.tensor import Tensor
 
 
-class LogNormal(Distribution):
+class LogNormal(TransformedNormal):
     """exp of a Normal(loc, scale): ``loc`` (finite) and ``scale`` (> 0) are the parameters of log z.
 
     ``log_prob(value)`` is -inf (no NaN, no warning) for value <= 0, outside the support, and
     its gradient with respect to the parameters is 0 there.
     """
 
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args: bool = True):
-        name = type(self).__name__
-        self.loc, self.scale = location_and_scale(name, loc, scale, validate_args)
-        super().__init__(broadcast_shape(name, loc=self.loc, scale=self.scale))
-        # log z ~ Normal(loc, scale): already validated above, under this class's name
-        self.base_dist = Normal(self.loc, self.scale, validate_args=False)
-
-    def parameters(self) -> tuple:
-        return (self.loc, self.scale)
-
-    def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
-        """z = exp(loc + scale * eps): the Normal's reparameterization, then exp."""
-        return self.base_dist.rsample(sample_shape, rng).exp()
+    def transform(self, x: Tensor) -> Tensor:
+        """z = exp(x): positive reals."""
+        return x.exp()
 
     def log_prob(self, value) -> Tensor:
         """log N(log value; loc, scale) - log value for value > 0, and -inf for value <= 0."""
@@ -81,9 +65,6 @@ class LogNormal(Distribution):
         positive = value > 0
         log_value = np.log(np.where(positive, value, 1.0))
         return np.where(positive, self.base_dist.cdf(log_value), 0.0)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(loc: {self.loc.shape}, scale: {self.scale.shape})"
 
 
 @register_kl(LogNormal, LogNormal)

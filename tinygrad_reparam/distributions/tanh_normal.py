@@ -30,10 +30,8 @@ from typing import Optional
 
 import numpy as np
 
-from tinygrad_reparam.distributions.base import (
-    Distribution, broadcast_shape, location_and_scale, value_tensor,
-)
-from tinygrad_reparam.distributions.normal import Normal
+from tinygrad_reparam.distributions.base import value_tensor
+from tinygrad_reparam.distributions.transformed_normal import TransformedNormal
 from tinygrad_reparam.ops import where
 from tinygrad_reparam.tensor import Tensor
 
@@ -51,7 +49,7 @@ def atanh(a: Tensor) -> Tensor:
     return 0.5 * (a.log1p() - (-a).log1p())
 
 
-class TanhNormal(Distribution):
+class TanhNormal(TransformedNormal):
     """tanh of a Normal(loc, scale): ``loc`` (finite) and ``scale`` (> 0) are the mean and the
     standard deviation of the pre-tanh u = atanh(a), not of a.
 
@@ -59,22 +57,9 @@ class TanhNormal(Distribution):
     and its gradient is 0 there. Near the edges prefer ``rsample_with_log_prob``.
     """
 
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args: bool = True):
-        name = type(self).__name__
-        self.loc, self.scale = location_and_scale(name, loc, scale, validate_args)
-        super().__init__(broadcast_shape(name, loc=self.loc, scale=self.scale))
-        # u = atanh(a) ~ Normal(loc, scale): already validated above, under this class's name
-        self.base_dist = Normal(self.loc, self.scale, validate_args=False)
-
-    def parameters(self) -> tuple:
-        return (self.loc, self.scale)
-
-    # --- drawing ----------------------------------------------------------------------------------
-    def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
-        """a = tanh(loc + scale * eps): the Normal's reparameterization, then tanh."""
-        return self.base_dist.rsample(sample_shape, rng).tanh()
+    def transform(self, x: Tensor) -> Tensor:
+        """a = tanh(x): the open interval (-1, 1)."""
+        return x.tanh()
 
     def rsample_with_log_prob(self, sample_shape=(),
                               rng: Optional[np.random.Generator] = None) -> tuple:
@@ -130,6 +115,3 @@ class TanhNormal(Distribution):
             "TanhNormal has no closed-form variance. Estimate it from samples: "
             "a = dist.rsample((n,)); ((a - a.mean(axis=0)) ** 2).mean(axis=0)."
         )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(loc: {self.loc.shape}, scale: {self.scale.shape})"
