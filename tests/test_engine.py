@@ -363,6 +363,13 @@ def test_user_defined_primitive_with_from_op():
     assert tr.gradcheck(cube, [x])
 
 
+def test_from_op_needs_one_vjp_per_parent():
+    # zip() would silently drop the second parent's gradient; from_op refuses instead.
+    a, b = param([1.0]), param([2.0])
+    with pytest.raises(ValueError, match="2 parents but 1 VJPs"):
+        from_op("product", a.data * b.data, (a, b), (lambda g: g * b.data,))
+
+
 def test_binary_cross_entropy_with_logits_is_exact_stable_and_differentiable():
     logits = np.array([-1000.0, -3.0, 0.0, 2.5, 1000.0])
     targets = np.array([0.0, 1.0, 0.5, 0.0, 1.0])
