@@ -28,7 +28,7 @@ import pytest
 import tinygrad_reparam.distributions as D
 from tinygrad_reparam import (
     Tensor, binary_cross_entropy_with_logits, concatenate, gradcheck, manual_seed, maximum, minimum, no_grad,
-    stack, unbroadcast, where,
+    linear, stack, unbroadcast, where,
 )
 from tinygrad_reparam import data, estimators as E, nn, optim, viz
 from tinygrad_reparam.random import default_generator, get_rng
@@ -136,6 +136,14 @@ OPS_CASES = [
     case("mul (3,)*(3, 2)", lambda: vec() * np.ones((3, 2)), ValueError, _broadcast("mul", "3,", "3, 2")),
     case("div (3,)/(2,)", lambda: vec() / np.ones(2), ValueError, _broadcast("div", "3,", "2,")),
     case("pow (3,)**(2,)", lambda: vec() ** Tensor([1.0, 2.0]), ValueError, _broadcast("pow", "3,", "2,")),
+    case("linear with a vector weight", lambda: linear(mat(), vec()), ValueError,
+         r"linear: x of shape \(2, 3\) and weight of shape \(3,\): the weight must be a matrix"),
+    case("linear in-features differ", lambda: linear(mat(), mat()), ValueError,
+         r"linear: x of shape \(2, 3\) and weight of shape \(2, 3\)"),
+    case("linear of a scalar", lambda: linear(2.0, mat()), ValueError, r"linear: x of shape \(\)"),
+    case("linear bias shape", lambda: linear(mat(), mat().T, np.ones((1, 2))), ValueError,
+         r"linear: bias has shape \(1, 2\), expected \(2,\)"),
+    case("linear bias 'a'", lambda: linear(mat(), mat().T, "a"), TypeError, rf"operand: {EXPECTED_REAL}"),
     case("matmul with a scalar", lambda: vec() @ 2.0, ValueError,
          r"matmul: \(3,\) @ \(\): matmul needs at least 1-D"),
     case("matmul inner dims", lambda: mat() @ mat(), ValueError,

@@ -366,6 +366,37 @@ def test_matmul_with_numpy_array_on_either_side(kind, data):
     check(lambda x: x @ b, a, reference=lambda x: x @ b)
 
 
+@st.composite
+def linear_cases(draw):
+    """x of shape batch + (in,) with 0 to 2 batch axes, weight (in, out), bias (out,) or None."""
+    batch = draw(shapes(max_dims=2, max_side=3))
+    n_in, n_out = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    x = draw(float_arrays(batch + (n_in,), low=-2.0, high=2.0))
+    weight = draw(float_arrays((n_in, n_out), low=-2.0, high=2.0))
+    bias = draw(st.none() | float_arrays((n_out,), low=-2.0, high=2.0))
+    return x, weight, bias
+
+
+@given(case=linear_cases())
+def test_linear(case):
+    x, weight, bias = case
+    if bias is None:
+        check(lambda a, w: tg.linear(a, w), x, weight, reference=np.matmul)
+    else:
+        check(lambda a, w, b: tg.linear(a, w, b), x, weight, bias,
+              reference=lambda a, w, b: a @ w + b)
+
+
+def test_linear_keeps_float32_and_widens_like_numpy():
+    x = Tensor(np.ones((2, 3), dtype=np.float32), requires_grad=True)
+    w = Tensor(np.ones((3, 4), dtype=np.float32), requires_grad=True)
+    assert tg.linear(x, w, np.ones(4, dtype=np.float32)).dtype == np.float32
+    widened = tg.linear(x, w, np.ones(4))  # a float64 bias makes a float64 result, as x @ w + b does
+    assert widened.dtype == np.float64
+    widened.sum().backward()
+    assert x.grad.dtype == np.float32 and w.grad.dtype == np.float32
+
+
 # ---------------------------------------------------------------------------------------------
 # Shapes and indexing
 @st.composite

@@ -145,6 +145,34 @@ def test_adam_counts_steps_per_parameter():
     np.testing.assert_allclose(b.data, [-0.1 * 5.0 / (5.0 + 1e-8)], rtol=1e-14)
 
 
+@pytest.mark.parametrize("dtypes", [(np.float64,) * 3, (np.float64, np.float32, np.float64)])
+def test_adam_over_many_tensors_equals_one_adam_per_tensor(dtypes):
+    # One optimizer over several tensors (one flat update when all have gradients and the same
+    # step count; one tensor at a time otherwise, or with mixed dtypes) must move every tensor
+    # exactly as an optimizer of its own would, to the last bit.
+    rng = np.random.default_rng(0)
+    shapes = [(), (3,), (2, 4)]
+    starts = [rng.normal(size=shape).astype(dtype) for shape, dtype in zip(shapes, dtypes)]
+    together = [Tensor(start.copy(), requires_grad=True) for start in starts]
+    alone = [Tensor(start.copy(), requires_grad=True) for start in starts]
+    optimizer = Adam(together, lr=0.05, betas=(0.8, 0.99))
+    separate = [Adam([p], lr=0.05, betas=(0.8, 0.99)) for p in alone]
+    # step 3 skips the middle tensor, so from then on the step counts differ
+    has_gradient = [(True, True, True), (True, True, True), (True, False, True), (True, True, True)]
+    for flags in has_gradient:
+        for p, q, flag, dtype in zip(together, alone, flags, dtypes):
+            grad = rng.normal(size=p.shape).astype(dtype) if flag else None
+            p.grad, q.grad = grad, grad
+        optimizer.step()
+        for q, flag, single in zip(alone, flags, separate):
+            if flag:
+                single.step()
+        for p, q in zip(together, alone):
+            np.testing.assert_array_equal(p.data, q.data)
+            assert p.data.dtype == q.data.dtype
+    assert [optimizer.state[p]["step"] for p in together] == [4, 3, 4]
+
+
 def test_adam_against_torch_if_available():
     torch = pytest.importorskip("torch")
     p = param(START)

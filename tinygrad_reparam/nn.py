@@ -184,8 +184,7 @@ class Linear(Module):
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: input of shape {x.shape} should have {self.in_features} "
                              f"features on its last axis (rows are examples)")
-        out = x @ self.weight
-        return out if self.bias is None else out + self.bias
+        return ops.linear(x, self.weight, self.bias)  # x @ W + b, one fused primitive
 
     def __repr__(self) -> str:
         return (f"Linear(in_features={self.in_features}, out_features={self.out_features}, "

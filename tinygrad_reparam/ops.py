@@ -19,6 +19,7 @@ evenly between tied maxima. ``maximum(a, b)`` sends the gradient to ``a`` on tie
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import numpy as np
@@ -372,6 +373,42 @@ def matmul(a, b) -> Tensor:
         return grad[..., 0] if b.ndim == 1 else grad
 
     return from_op("matmul", out, (a, b), (vjp_a, vjp_b))
+
+
+def linear(x, weight, bias=None) -> Tensor:
+    """x @ weight + bias, the affine map of a dense layer, as one primitive.
+
+    ``weight`` has shape (in, out), ``bias`` shape (out,) or None, and ``x`` shape (..., in): every
+    leading axis is a batch axis. Composed from ``@`` and ``+`` it would make two nodes and two
+    arrays per layer; fused, the bias is added in place to the product, which saves an array the
+    size of the layer's output (and its trip through memory) at every step.
+    (PyTorch's ``F.linear`` takes the weight transposed, as (out, in).)
+    """
+    x, weight = _pair(x, weight)
+    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[0]:
+        raise ValueError(f"linear: x of shape {x.shape} and weight of shape {weight.shape}: the "
+                         f"weight must be a matrix (in, out) and x end in `in` features, (..., in)")
+    in_features, out_features = weight.shape
+    rows = math.prod(x.shape[:-1])  # examples in the batch, all batch axes together
+    out = x.data @ weight.data
+    parents = [x, weight]
+    vjps = [
+        lambda g: g @ weight.data.T,  # d(xW + b)/dx = W^T
+        # d(xW + b)/dW = x^T g, summed over every batch axis
+        lambda g: x.data.reshape(rows, in_features).T @ g.reshape(rows, out_features),
+    ]
+    if bias is not None:
+        bias = _lift(bias, weight)
+        if bias.shape != (out_features,):
+            raise ValueError(f"linear: bias has shape {bias.shape}, expected ({out_features},) "
+                             f"for a weight of shape {weight.shape}")
+        if np.result_type(out, bias.data) == out.dtype:
+            out += bias.data  # in place: `out` is a fresh array that nobody else holds
+        else:
+            out = out + bias.data  # (a wider bias dtype widens the result, as in NumPy)
+        parents.append(bias)
+        vjps.append(lambda g: g)  # d(xW + b)/db = 1 (unbroadcast sums over the batch axes)
+    return from_op("linear", out, parents, vjps)
 
 
 # ---------------------------------------------------------------------------------------------
