@@ -291,8 +291,11 @@ class Tensor:
         order = _topological_order(self)
         check_anomalies = _AnomalyMode.enabled  # detect_anomaly(): see anomaly.py
         grads = {self: grad}  # gradients waiting for their node; each node is summed before use
-        for node in reversed(order):  # outputs before inputs
-            node_grad = grads.pop(node)  # dropping it here frees memory as we go
+        while order:  # outputs before inputs
+            # pop() drops the list's reference: once its consumers have released it (below), a
+            # node (and its value) is freed as soon as it is processed, unless the caller holds it
+            node = order.pop()
+            node_grad = grads.pop(node)
             vjps = node._vjps
             if vjps is None:  # a leaf: accumulate into .grad, out of place
                 node.grad = _accumulate(node.grad, node_grad, node.data.dtype)
