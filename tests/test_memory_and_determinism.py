@@ -28,6 +28,7 @@ from tinygrad_reparam.nn import Linear
 from tinygrad_reparam.optim import Adam
 from tinygrad_reparam.random import default_generator, get_rng, uniform_open
 from tinygrad_reparam.vae import VAE
+from tinygrad_reparam.tensor import from_op
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "demos", "vae.py")
@@ -179,6 +180,27 @@ def test_backward_frees_the_vae_elbo_graph():
         loss.backward()
         assert [op for op, r in refs if r() is not None] == []
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_backward_frees_each_intermediate_as_soon_as_it_is_processed():
+    """Not only at the end: while backward() is still running, the tensors it has already
+    passed (and nobody else holds) are gone, so peak memory falls during the backward pass."""
+    seen_alive = []
+
+    def first_op(a):  # the op nearest the leaf, so its VJP runs last; it looks downstream
+        return from_op("probe", a.data * 1.0, (a,), (
+            lambda g: seen_alive.append(later() is not None) or g,  # d(a)/da = 1
+        ))
+
+    x = Tensor(np.ones(3), requires_grad=True)
+    middle = first_op(x).exp()
+    later = weakref.ref(middle)
+    loss = middle.tanh().sum()
+    del middle
+    with gc_disabled():
+        loss.backward()
+    assert seen_alive == [False]
+    np.testing.assert_allclose(x.grad, (1 - np.tanh(np.e) ** 2) * np.e)
 
 
 def test_backward_frees_the_reinforce_elbo_graph_but_the_reported_cut():
