@@ -16,9 +16,16 @@ that both give the same gradient (elementwise, to 1e-10 relative). Rounds of the
 interleaved in one process so that drifts in machine load hit both alike, and the median over
 rounds is reported, in microseconds per op.
 
+When PyTorch or HIPS autograd happen to be installed, the same chain is run with each of them
+as extra rows (torch: float64 tensors of shape (16,) and loss.backward(); autograd: the chain as
+an autograd.numpy function and its gradient), checked against the NumPy gradient the same way
+first and timed in the same rounds. Neither is a dependency: a missing one is reported as a
+skipped row.
+
     python benchmarks/op_overhead.py              # N = 2000, 25 rounds
     python benchmarks/op_overhead.py --quick      # N = 300, 5 rounds
     python benchmarks/op_overhead.py --n 10000 --rounds 9
+    python benchmarks/op_overhead.py --skip torch autograd   # leave the optional rows out
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ import platform
 import statistics
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +46,18 @@ except ImportError:  # running from a checkout without installing: use the repo 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tinygrad_reparam import Tensor
+
+# Optional comparisons: used when installed, never required.
+try:
+    import torch
+    torch.set_num_threads(1)
+except ImportError:
+    torch = None
+try:
+    import autograd
+    import autograd.numpy as anp
+except ImportError:
+    autograd = None
 
 SIZE = 16
 OPS_PER_CYCLE = 3  # multiply, add, tanh
@@ -55,8 +75,8 @@ def make_inputs(seed: int) -> tuple:
 
 
 # ---------------------------------------------------------------------------------------------
-# The engine
-def engine_forward(x: Tensor, c_mul: Tensor, c_add: Tensor, n_ops: int) -> Tensor:
+# The engine (and, below, torch and autograd: the same function with their tensors and tanh)
+def chain(x, c_mul, c_add, n_ops: int, tanh):
     y = x
     for i in range(n_ops):
         step = i % OPS_PER_CYCLE
@@ -65,7 +85,7 @@ def engine_forward(x: Tensor, c_mul: Tensor, c_add: Tensor, n_ops: int) -> Tenso
         elif step == 1:
             y = y + c_add
         else:
-            y = y.tanh()
+            y = tanh(y)
     return y.sum()
 
 
@@ -74,7 +94,7 @@ def engine_round(x0, c_mul, c_add, n_ops: int) -> tuple:
     x = Tensor(x0, requires_grad=True)
     c_mul, c_add = Tensor(c_mul), Tensor(c_add)  # constants: no gradient wanted
     start = time.perf_counter()
-    loss = engine_forward(x, c_mul, c_add, n_ops)
+    loss = chain(x, c_mul, c_add, n_ops, Tensor.tanh)
     middle = time.perf_counter()
     loss.backward()
     end = time.perf_counter()
@@ -124,31 +144,64 @@ def numpy_round(x0, c_mul, c_add, n_ops: int) -> tuple:
 
 
 # ---------------------------------------------------------------------------------------------
-def check_gradients(x0, c_mul, c_add, n_ops: int) -> None:
-    """The engine and the hand-written chain rule must agree before their speeds mean anything."""
-    *_, engine_grad = engine_round(x0, c_mul, c_add, n_ops)
+# Optional: torch and autograd
+def torch_round(x0, c_mul, c_add, n_ops: int) -> tuple:
+    x = torch.tensor(x0, requires_grad=True)  # float64, like x0
+    c_mul, c_add = torch.from_numpy(c_mul), torch.from_numpy(c_add)
+    start = time.perf_counter()
+    loss = chain(x, c_mul, c_add, n_ops, torch.tanh)
+    middle = time.perf_counter()
+    loss.backward()
+    end = time.perf_counter()
+    return middle - start, end - middle, x.grad.numpy()
+
+
+def autograd_round(x0, c_mul, c_add, n_ops: int) -> tuple:
+    """autograd.grad(f)(x) is make_vjp(f)(x) (the traced forward pass) followed by vjp(1.0) (the
+    backward pass); calling the two halves separately times them separately."""
+    start = time.perf_counter()
+    vjp, _ = autograd.make_vjp(lambda x: chain(x, c_mul, c_add, n_ops, anp.tanh))(x0)
+    middle = time.perf_counter()
+    grad = vjp(1.0)
+    end = time.perf_counter()
+    return middle - start, end - middle, grad
+
+
+RUNS = {"numpy": numpy_round, "engine": engine_round}  # numpy first: it is the reference
+if torch is not None:
+    RUNS["torch"] = torch_round
+if autograd is not None:
+    RUNS["autograd"] = autograd_round
+OPTIONAL = ("torch", "autograd")
+
+
+# ---------------------------------------------------------------------------------------------
+def check_gradients(names: list, x0, c_mul, c_add, n_ops: int) -> None:
+    """Each implementation and the hand-written chain rule must agree before speeds mean anything."""
     *_, numpy_grad = numpy_round(x0, c_mul, c_add, n_ops)
     if not (np.all(np.isfinite(numpy_grad)) and np.all(numpy_grad != 0)):
         raise SystemExit(f"the hand-written gradient has zeros or non-finite values for N = "
                          f"{n_ops}; the check would be empty. Use a smaller --n.")
-    if not np.allclose(engine_grad, numpy_grad, rtol=1e-10, atol=0.0):
-        worst = np.max(np.abs(engine_grad - numpy_grad) / np.abs(numpy_grad))
-        raise SystemExit(f"gradients differ: largest relative difference {worst:.3e} > 1e-10")
-    worst = np.max(np.abs(engine_grad - numpy_grad) / np.abs(numpy_grad))
-    print(f"gradient check: engine == hand-written NumPy (largest relative difference "
-          f"{worst:.1e}; |dloss/dx| from {np.abs(numpy_grad).min():.2e} to "
-          f"{np.abs(numpy_grad).max():.2e})")
+    for name in names[1:]:
+        *_, grad = RUNS[name](x0, c_mul, c_add, n_ops)
+        worst = np.max(np.abs(grad - numpy_grad) / np.abs(numpy_grad))
+        if not np.allclose(grad, numpy_grad, rtol=1e-10, atol=0.0):
+            raise SystemExit(f"{name} and hand-written gradients differ: largest relative "
+                             f"difference {worst:.3e} > 1e-10")
+        print(f"gradient check: {name} == hand-written NumPy (largest relative difference "
+              f"{worst:.1e}; |dloss/dx| from {np.abs(numpy_grad).min():.2e} to "
+              f"{np.abs(numpy_grad).max():.2e})")
 
 
-def time_rounds(x0, c_mul, c_add, n_ops: int, rounds: int) -> dict:
+def time_rounds(names: list, x0, c_mul, c_add, n_ops: int, rounds: int) -> dict:
     """Interleaved rounds after one untimed warm-up of each; times in seconds."""
-    engine_round(x0, c_mul, c_add, n_ops)
-    numpy_round(x0, c_mul, c_add, n_ops)
-    times = {"engine": [], "numpy": []}
+    for name in names:
+        RUNS[name](x0, c_mul, c_add, n_ops)
+    times = {name: [] for name in names}
     for _ in range(rounds):
-        for name, run in (("engine", engine_round), ("numpy", numpy_round)):
+        for name in names:
             gc.collect()  # start every round from the same heap; gc stays enabled while timing
-            forward, backward, _ = run(x0, c_mul, c_add, n_ops)
+            forward, backward, _ = RUNS[name](x0, c_mul, c_add, n_ops)
             times[name].append((forward, backward))
     return times
 
@@ -163,13 +216,14 @@ def per_op_medians(samples: list, n_ops: int) -> tuple:
 
 
 def print_table(times: dict, n_ops: int, rounds: int) -> None:
-    engine = per_op_medians(times["engine"], n_ops)
     hand = per_op_medians(times["numpy"], n_ops)
     print(f"\nchain of {n_ops} ops on shape ({SIZE},), median of {rounds} interleaved rounds, "
-          f"microseconds per op")
-    print(f"{'':18s}{'engine':>10s}{'numpy':>10s}{'ratio':>9s}")
-    for label, e, h in zip(("forward", "backward", "forward+backward"), engine, hand):
-        print(f"{label:18s}{e:10.2f}{h:10.2f}{e / h:8.1f}x")
+          f"microseconds per op; ratio = time / numpy time")
+    print(f"{'':10s}" + "  ".join(f"{label:>16s}" for label in ("forward", "backward", "forward+backward")))
+    print(f"{'':10s}" + "  ".join([f"{'us/op':>9s}{'ratio':>7s}"] * 3))
+    for name, samples in times.items():
+        cells = [f"{t:9.2f}{t / h:6.1f}x" for t, h in zip(per_op_medians(samples, n_ops), hand)]
+        print(f"{name:10s}" + "  ".join(cells))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -178,6 +232,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=25, help="timed rounds (default 25)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="N = 300 and 5 rounds")
+    parser.add_argument("--skip", nargs="+", choices=OPTIONAL, default=[],
+                        help="leave out these optional rows even when installed")
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.rounds = min(args.n, 300), min(args.rounds, 5)
@@ -188,10 +244,23 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    print(f"python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}")
+    # Everything alive now (the imports; torch alone brings about 150,000 objects) is moved out
+    # of the cyclic garbage collector's sight, so that an optional import does not slow down the
+    # collections that building a graph triggers: rows compare the same with or without it.
+    gc.freeze()
+    names, versions = ["numpy", "engine"], [f"numpy {np.__version__}"]
+    for name in OPTIONAL:
+        if name in args.skip:
+            print(f"({name}: row left out, --skip)")
+        elif name in RUNS:
+            names.append(name)
+            versions.append(f"{name} {version(name)}")
+        else:
+            print(f"({name} not installed: row skipped)")
+    print(f"python {platform.python_version()}, {', '.join(versions)}, {platform.machine()}")
     x0, c_mul, c_add = make_inputs(args.seed)
-    check_gradients(x0, c_mul, c_add, args.n)
-    times = time_rounds(x0, c_mul, c_add, args.n, args.rounds)
+    check_gradients(names, x0, c_mul, c_add, args.n)
+    times = time_rounds(names, x0, c_mul, c_add, args.n, args.rounds)
     print_table(times, args.n, args.rounds)
     return 0
 
