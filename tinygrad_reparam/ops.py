@@ -268,9 +268,11 @@ def binary_cross_entropy_with_logits(logits, targets) -> Tensor:
 def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     axes = _normalize_axes(axis, a.ndim, "sum")
     out = a.data.sum(axis=axes, keepdims=keepdims)
+    kept_shape = tuple(1 if ax in axes else size for ax, size in enumerate(a.shape))  # as keepdims
     return from_op("sum", out, (a,), (
         # d(sum_i a_i)/da_j = 1: every input element receives the output's gradient
-        lambda g: np.broadcast_to(_expand_reduced(g, axes, keepdims), a.shape),
+        # (a broadcast view: no copy, whatever the size of a)
+        lambda g: np.broadcast_to(g.reshape(kept_shape), a.shape),
     ))
 
 
@@ -464,7 +466,7 @@ def getitem(a: Tensor, index) -> Tensor:
     basic = _is_basic_index(index)
 
     def vjp(g):
-        grad = np.zeros_like(a.data)
+        grad = np.zeros(a.data.shape, a.data.dtype)
         if basic:  # slices and ints select each element at most once
             grad[index] = g
         else:
@@ -532,7 +534,7 @@ def relu(a: Tensor) -> Tensor:
 
 def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     axes = _normalize_axes(axis, a.ndim, "mean")
-    count = int(np.prod([a.shape[ax] for ax in axes])) if axes else 1
+    count = math.prod(a.shape[ax] for ax in axes)  # 1 for no axes
     return sum(a, axis, keepdims) / count
 
 

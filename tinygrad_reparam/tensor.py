@@ -91,10 +91,13 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """
     if grad.shape == shape:
         return grad
+    extra_leading_axes = grad.ndim - len(shape)
+    if shape and extra_leading_axes > 0 and grad.shape[extra_leading_axes:] == shape:
+        # only leading axes were added (a bias added to a batch, say): sum them away
+        return grad.sum(axis=tuple(range(extra_leading_axes)))
     if len(shape) > grad.ndim or any(s != 1 and s != g for s, g in zip(reversed(shape), reversed(grad.shape))):
         raise ValueError(f"unbroadcast: a gradient of shape {grad.shape} cannot be summed to shape {shape}: "
                          f"{shape} does not broadcast to {grad.shape}")
-    extra_leading_axes = grad.ndim - len(shape)
     if extra_leading_axes > 0:
         grad = grad.sum(axis=tuple(range(extra_leading_axes)))
     stretched_axes = tuple(
