@@ -173,6 +173,20 @@ def test_adam_over_many_tensors_equals_one_adam_per_tensor(dtypes):
     assert [optimizer.state[p]["step"] for p in together] == [4, 3, 4]
 
 
+def test_adam_handles_a_parameter_resized_before_its_first_step():
+    # The flat buffers are laid out when the optimizer is made; a parameter whose array is
+    # replaced by one of another size before its first step gets buffers of its own.
+    a, b = param([1.0, 1.0, 1.0]), param([1.0, 1.0])
+    optimizer = Adam([a, b], lr=0.1)
+    b.data = np.ones(4)
+    for _ in range(2):
+        a.grad, b.grad = np.ones(3), np.ones(4)
+        optimizer.step()
+    np.testing.assert_allclose(a.data, [0.8] * 3, rtol=1e-6)
+    np.testing.assert_allclose(b.data, [0.8] * 4, rtol=1e-6)
+    assert optimizer.state[b]["m"].shape == (4,)
+
+
 def test_adam_against_torch_if_available():
     torch = pytest.importorskip("torch")
     p = param(START)

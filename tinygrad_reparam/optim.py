@@ -179,7 +179,8 @@ class Adam(Optimizer):
         if not ready:
             return
         together = (self._flat_m is not None and len(ready) == len(self.params)
-                    and len({self._steps_taken(p) for p in self.params}) == 1)
+                    and len({self._steps_taken(p) for p in self.params}) == 1
+                    and all(p.size == stop - start for p, (start, stop) in zip(self.params, self._spans)))
         if together:  # every parameter, one t: one pass over the flat buffers
             all_gradients = np.concatenate([grad.reshape(-1) for _, grad in ready], out=self._flat_gradient)
             self._check_finite(all_gradients)  # before anything changes
@@ -208,9 +209,9 @@ class Adam(Optimizer):
         return state
 
     def _new_state(self, p: Tensor) -> dict:
-        if self._flat_m is None:
+        start, stop = self._spans[self.params.index(p)] if self._flat_m is not None else (0, -1)
+        if p.size != stop - start:  # mixed dtypes, or p.data was replaced by a different size
             return {"step": 0, "m": np.zeros_like(p.data), "v": np.zeros_like(p.data)}
-        start, stop = self._spans[self.params.index(p)]
         return {"step": 0, "m": self._flat_m[start:stop].reshape(p.shape),
                 "v": self._flat_v[start:stop].reshape(p.shape)}
 
