@@ -271,8 +271,8 @@ def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     kept_shape = tuple(1 if ax in axes else size for ax, size in enumerate(a.shape))  # as keepdims
     return from_op("sum", out, (a,), (
         # d(sum_i a_i)/da_j = 1: every input element receives the output's gradient
-        # (a broadcast view: no copy, whatever the size of a)
-        lambda g: np.broadcast_to(g.reshape(kept_shape), a.shape),
+        # (a broadcast view: no copy, whatever the size of a; asarray: g may be a NumPy scalar)
+        lambda g: np.broadcast_to(np.asarray(g).reshape(kept_shape), a.shape),
     ))
 
 
