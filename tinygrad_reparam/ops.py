@@ -205,11 +205,12 @@ def tanh(a: Tensor) -> Tensor:
 
     def vjp(g):  # d(tanh a)/da = 1 - tanh(a)^2
         # g * (1 - out * out), computed in one new array instead of three: in an MLP these are
-        # the largest arrays of the backward pass, and fresh ones cost page faults.
-        grad = np.empty(out.shape, np.result_type(g, out))
-        np.multiply(out, out, out=grad)
+        # the largest arrays of the backward pass, and fresh ones cost page faults. (The result
+        # keeps tanh's dtype even if g is wider, as gradients do in PyTorch.)
+        grad = np.multiply(out, out, out=np.empty(out.shape, out.dtype))  # (an array even if 0-d)
         np.subtract(1.0, grad, out=grad)
-        return np.multiply(g, grad, out=grad)
+        grad *= g
+        return grad
 
     return from_op("tanh", out, (a,), (vjp,))
 
