@@ -388,3 +388,22 @@ def test_expm1_and_log1p_are_accurate_for_tiny_inputs_and_differentiable():
     np.testing.assert_array_equal(tiny.expm1().data, [1e-20, np.expm1(-1e-12)])
     np.testing.assert_array_equal(tiny.log1p().data, [1e-20, np.log1p(-1e-12)])
     assert tr.gradcheck(lambda a: a.expm1() * a.log1p(), [param([0.3, -0.2, 1.5])])
+
+
+def test_broadcast_gradients_are_the_sums_to_rounding():
+    # Undoing broadcasting is a plain sum over the broadcast axes: checked to rounding (the order
+    # of summation may differ), for a bias added to a batch (leading axes), a column (an axis of
+    # size 1) and a scalar.
+    rng = np.random.default_rng(0)
+    x = param(rng.normal(size=(2, 3, 4)))
+    bias, column, scalar = param(rng.normal(size=4)), param(rng.normal(size=(3, 1))), param(1.5)
+    g = rng.normal(size=(2, 3, 4))
+    (x + bias + column + scalar).backward(g)
+    np.testing.assert_allclose(bias.grad, g.sum(axis=(0, 1)), rtol=1e-15)
+    np.testing.assert_allclose(column.grad, g.sum(axis=(0, 2))[:, None], rtol=1e-15)
+    np.testing.assert_allclose(scalar.grad, g.sum(), rtol=1e-15)
+    w, b = param(rng.normal(size=(4, 5))), param(rng.normal(size=5))
+    h = rng.normal(size=(2, 3, 5))
+    tr.linear(x, w, b).backward(h)
+    np.testing.assert_allclose(b.grad, h.sum(axis=(0, 1)), rtol=1e-15)
+    np.testing.assert_allclose(w.grad, np.einsum("abi,abj->ij", x.data, h), rtol=1e-13)
