@@ -187,6 +187,36 @@ def test_adam_handles_a_parameter_resized_before_its_first_step():
     assert optimizer.state[b]["m"].shape == (4,)
 
 
+def test_adam_follows_state_the_user_replaced_or_deleted():
+    # m and v are views of flat buffers; replacing them, or deleting a parameter's state, must
+    # change the next step exactly as it would for an optimizer with separate buffers.
+    a, b = param([1.0, -1.0]), param([0.5])
+    a_alone, b_alone = param([1.0, -1.0]), param([0.5])
+    optimizer, single_a, single_b = Adam([a, b], lr=0.1), Adam([a_alone], lr=0.1), Adam([b_alone], lr=0.1)
+    grads = ([0.3, -2.0], [1.5])
+
+    def step_all():
+        for p, q, grad in ((a, a_alone, grads[0]), (b, b_alone, grads[1])):
+            p.grad, q.grad = np.array(grad), np.array(grad)
+        for opt in (optimizer, single_a, single_b):
+            opt.step()
+
+    step_all()
+    for opt, p in ((optimizer, a), (single_a, a_alone)):
+        opt.state[p]["m"] = np.array([5.0, 5.0])  # a new array, not written into the old one
+    step_all()
+    del optimizer.state[b], single_b.state[b_alone]  # b starts over, as under a new optimizer
+    b_fresh = param(b.data.copy())
+    fresh = Adam([b_fresh], lr=0.1)
+    for _ in range(2):
+        step_all()
+        b_fresh.grad = np.array(grads[1])
+        fresh.step()
+    np.testing.assert_array_equal(a.data, a_alone.data)
+    np.testing.assert_array_equal(b.data, b_alone.data)
+    np.testing.assert_array_equal(b.data, b_fresh.data)
+
+
 def test_adam_against_torch_if_available():
     torch = pytest.importorskip("torch")
     p = param(START)

@@ -178,16 +178,14 @@ class Adam(Optimizer):
         ready = self._parameters_with_gradients(check_finite=False)
         if not ready:
             return
-        together = (self._flat_m is not None and len(ready) == len(self.params)
-                    and len({self._steps_taken(p) for p in self.params}) == 1
-                    and all(p.size == stop - start for p, (start, stop) in zip(self.params, self._spans)))
-        if together:  # every parameter, one t: one pass over the flat buffers
+        if self._can_step_together(ready):  # every parameter, one t: one pass over the flat buffers
             all_gradients = np.concatenate([grad.reshape(-1) for _, grad in ready], out=self._flat_gradient)
             self._check_finite(all_gradients)  # before anything changes
-            t = self._steps_taken(self.params[0]) + 1
+            states = [self._state_of(p) for p in self.params]  # (a new one zeroes its part)
+            t = states[0]["step"] + 1
             update = self._advance(self._flat_m, self._flat_v, all_gradients, t, out=self._flat_update)
-            for p, (start, stop) in zip(self.params, self._spans):
-                self._state_of(p)["step"] = t
+            for p, state, (start, stop) in zip(self.params, states, self._spans):
+                state["step"] = t
                 p.data -= update[start:stop].reshape(p.data.shape)
             return
         for p, grad in ready:  # check all of them before changing any
@@ -196,6 +194,23 @@ class Adam(Optimizer):
             state = self._state_of(p)
             state["step"] += 1
             p.data -= self._advance(state["m"], state["v"], grad, state["step"], out=np.empty_like(p.data))
+
+    def _can_step_together(self, ready: list) -> bool:
+        """True when one pass over the flat buffers is exactly the per-parameter update: every
+        parameter has a gradient, all have taken the same number of steps, and each one's m and
+        v are still its own part of the flat buffers (not resized, not replaced by the user)."""
+        if self._flat_m is None or len(ready) != len(self.params):
+            return False
+        if len({self._steps_taken(p) for p in self.params}) != 1:
+            return False
+        for p, (start, stop) in zip(self.params, self._spans):
+            state = self.state.get(p)
+            if p.size != stop - start:
+                return False
+            if state is not None and (getattr(state["m"], "base", None) is not self._flat_m
+                                      or getattr(state["v"], "base", None) is not self._flat_v):
+                return False
+        return True
 
     def _steps_taken(self, p: Tensor) -> int:
         state = self.state.get(p)
@@ -212,8 +227,10 @@ class Adam(Optimizer):
         start, stop = self._spans[self.params.index(p)] if self._flat_m is not None else (0, -1)
         if p.size != stop - start:  # mixed dtypes, or p.data was replaced by a different size
             return {"step": 0, "m": np.zeros_like(p.data), "v": np.zeros_like(p.data)}
-        return {"step": 0, "m": self._flat_m[start:stop].reshape(p.shape),
-                "v": self._flat_v[start:stop].reshape(p.shape)}
+        m, v = self._flat_m[start:stop].reshape(p.shape), self._flat_v[start:stop].reshape(p.shape)
+        m[...] = 0.0  # (zero already, unless an earlier state of p was deleted)
+        v[...] = 0.0
+        return {"step": 0, "m": m, "v": v}
 
     def _advance(self, m: np.ndarray, v: np.ndarray, grad: np.ndarray, t: int,
                  out: np.ndarray) -> np.ndarray:
