@@ -17,33 +17,16 @@ autograd.grad does). Neither is a dependency: a missing one is reported as a ski
 """
 from __future__ import annotations
 
-import argparse
-import gc
-import sys
-import time
-import tracemalloc
-from importlib.metadata import version
-from pathlib import Path
+import common  # first: pins BLAS threads, finds the package, imports the optional libraries
 
-import numpy as np
+import argparse  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
 
-try:
-    import tinygrad_reparam  # noqa: F401
-except ImportError:  # running from a checkout without installing: use the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np  # noqa: E402
 
-from tinygrad_reparam import Tensor
-
-# Optional comparisons: used when installed, never required.
-try:
-    import torch
-    torch.set_num_threads(1)
-except ImportError:
-    torch = None
-try:
-    import autograd
-except ImportError:
-    autograd = None
+from common import OPTIONAL, autograd, torch  # noqa: E402
+from tinygrad_reparam import Tensor  # noqa: E402
 
 
 def chain(x, n: int):
@@ -91,7 +74,6 @@ if torch is not None:
     IMPLEMENTATIONS["torch"] = (torch_build, torch_backward)
 if autograd is not None:
     IMPLEMENTATIONS["autograd"] = (autograd_build, autograd_backward)
-OPTIONAL = ("torch", "autograd")
 NOT_TRACED = {"torch"}  # its graph lives outside Python's allocator, where tracemalloc cannot see
 
 
@@ -127,24 +109,13 @@ def main(argv=None) -> None:
     parser.add_argument("--skip", nargs="+", choices=OPTIONAL, default=[],
                         help="leave out these optional rows even when installed")
     args = parser.parse_args(argv)
-    # Everything alive now (the imports; torch alone brings about 150,000 objects) is moved out
-    # of the cyclic garbage collector's sight, so that an optional import does not slow down the
-    # collections that building a graph triggers: rows compare the same with or without it.
-    gc.freeze()
+    common.freeze_imports()
     sizes = args.sizes
     if args.quick:
         sizes = [n for n in sizes if n <= 10**5] or [10**4]
 
-    names, versions = ["engine"], [f"numpy {np.__version__}"]
-    for name in OPTIONAL:
-        if name in args.skip:
-            print(f"({name}: row left out, --skip)")
-        elif name in IMPLEMENTATIONS:
-            names.append(name)
-            versions.append(f"{name} {version(name)}")
-        else:
-            print(f"({name} not installed: row skipped)")
-    print(f"chain of y = -y on shape (1,); {', '.join(versions)}")
+    names, versions = common.choose_rows(["engine"], IMPLEMENTATIONS, args.skip)
+    print(f"chain of y = -y on shape (1,); {versions}")
     print(f"{'nodes':>9}  {'':9s}{'build s':>8} {'backward s':>11} {'backward us/node':>17} "
           f"{'build peak MB':>14} {'backward peak MB':>17}")
     for n in sizes:

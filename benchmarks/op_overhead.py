@@ -29,35 +29,19 @@ skipped row.
 """
 from __future__ import annotations
 
-import argparse
-import gc
-import platform
-import statistics
-import sys
-import time
-from importlib.metadata import version
-from pathlib import Path
+import common  # first: pins BLAS threads, finds the package, imports the optional libraries
 
-import numpy as np
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
 
-try:
-    import tinygrad_reparam  # noqa: F401
-except ImportError:  # running from a checkout without installing: use the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np  # noqa: E402
 
-from tinygrad_reparam import Tensor
-
-# Optional comparisons: used when installed, never required.
-try:
-    import torch
-    torch.set_num_threads(1)
-except ImportError:
-    torch = None
-try:
-    import autograd
-    import autograd.numpy as anp
-except ImportError:
-    autograd = None
+from common import OPTIONAL, anp, autograd, torch  # noqa: E402
+from tinygrad_reparam import Tensor  # noqa: E402
 
 SIZE = 16
 OPS_PER_CYCLE = 3  # multiply, add, tanh
@@ -172,7 +156,6 @@ if torch is not None:
     RUNS["torch"] = torch_round
 if autograd is not None:
     RUNS["autograd"] = autograd_round
-OPTIONAL = ("torch", "autograd")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,20 +227,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    # Everything alive now (the imports; torch alone brings about 150,000 objects) is moved out
-    # of the cyclic garbage collector's sight, so that an optional import does not slow down the
-    # collections that building a graph triggers: rows compare the same with or without it.
-    gc.freeze()
-    names, versions = ["numpy", "engine"], [f"numpy {np.__version__}"]
-    for name in OPTIONAL:
-        if name in args.skip:
-            print(f"({name}: row left out, --skip)")
-        elif name in RUNS:
-            names.append(name)
-            versions.append(f"{name} {version(name)}")
-        else:
-            print(f"({name} not installed: row skipped)")
-    print(f"python {platform.python_version()}, {', '.join(versions)}, {platform.machine()}")
+    common.freeze_imports()
+    names, versions = common.choose_rows(["numpy", "engine"], RUNS, args.skip)
+    print(f"python {platform.python_version()}, {versions}, {platform.machine()}")
     x0, c_mul, c_add = make_inputs(args.seed)
     check_gradients(names, x0, c_mul, c_add, args.n)
     times = time_rounds(names, x0, c_mul, c_add, args.n, args.rounds)

@@ -19,44 +19,20 @@ is a dependency: a missing one is reported as a skipped row.
 """
 from __future__ import annotations
 
-import os
-
-# Small matrices: BLAS threads cost more than they save here (set before NumPy is imported).
-for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+import common  # first: pins BLAS threads, finds the package, imports the optional libraries
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
-from importlib.metadata import version  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-try:
-    import tinygrad_reparam  # noqa: F401,E402
-except ImportError:  # running from a checkout without installing: use the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from common import OPTIONAL, F, anp, autograd, torch  # noqa: E402
 from tinygrad_reparam.optim import Adam  # noqa: E402
 from tinygrad_reparam.vae import VAE  # noqa: E402
-
-# Optional comparisons: used when installed, never required.
-try:
-    import torch  # noqa: E402
-    import torch.nn.functional as F  # noqa: E402
-    torch.set_num_threads(1)
-except ImportError:
-    torch = None
-try:
-    import autograd  # noqa: E402
-    import autograd.numpy as anp  # noqa: E402
-except ImportError:
-    autograd = None
 
 X_DIM, HIDDEN, Z_DIM = 64, 200, 8
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
@@ -207,7 +183,6 @@ if torch is not None:
     IMPLEMENTATIONS["torch"] = TorchVAE
 if autograd is not None:
     IMPLEMENTATIONS["autograd"] = AutogradVAE
-OPTIONAL = ("torch", "autograd")
 NOT_TRACED = {"torch"}  # its tensors live outside Python's allocator, where tracemalloc cannot see
 
 
@@ -323,27 +298,15 @@ def main(argv=None) -> None:
     parser.add_argument("--skip", nargs="+", choices=OPTIONAL, default=[],
                         help="leave out these optional rows even when installed (e.g. --skip torch autograd)")
     args = parser.parse_args(argv)
-    # Everything alive now (the imports; torch alone brings about 150,000 objects) is moved out
-    # of the cyclic garbage collector's sight, so that an optional import does not slow down the
-    # collections that building a graph triggers: rows compare the same with or without it.
-    gc.freeze()
+    common.freeze_imports()
     rounds = 3 if args.quick else args.rounds
     growth_steps = min(args.growth_steps, 200) if args.quick else args.growth_steps
     if growth_steps <= 100:
         parser.error("--growth-steps must be more than 100 (growth is measured from step 100)")
     clock = time.process_time if args.cpu_time else time.perf_counter
 
-    names = ["hand-written", "engine"]
-    versions = [f"numpy {np.__version__}"]
-    for name in OPTIONAL:
-        if name in args.skip:
-            print(f"({name}: row left out, --skip)")
-        elif name in IMPLEMENTATIONS:
-            names.append(name)
-            versions.append(f"{name} {version(name)}")
-        else:
-            print(f"({name} not installed: row skipped)")
-    print(f"VAE {X_DIM}-{HIDDEN}-{Z_DIM} tanh float64, one Adam step; {', '.join(versions)}")
+    names, versions = common.choose_rows(["hand-written", "engine"], IMPLEMENTATIONS, args.skip)
+    print(f"VAE {X_DIM}-{HIDDEN}-{Z_DIM} tanh float64, one Adam step; {versions}")
     for batch in args.batches:
         gaps = ", ".join(f"{name} {check_same_step(name, batch):.1e}" for name in names[1:])
         print(f"batch {batch}: agree with hand-written (largest relative gap): {gaps}")
