@@ -224,13 +224,17 @@ class Adam(Optimizer):
         return state
 
     def _new_state(self, p: Tensor) -> dict:
-        start, stop = self._spans[self.params.index(p)] if self._flat_m is not None else (0, -1)
-        if p.size != stop - start:  # mixed dtypes, or p.data was replaced by a different size
-            return {"step": 0, "m": np.zeros_like(p.data), "v": np.zeros_like(p.data)}
-        m, v = self._flat_m[start:stop].reshape(p.shape), self._flat_v[start:stop].reshape(p.shape)
-        m[...] = 0.0  # (zero already, unless an earlier state of p was deleted)
-        v[...] = 0.0
-        return {"step": 0, "m": m, "v": v}
+        """Step 0 with m = v = 0: p's part of the flat buffers, or arrays of its own when there
+        are no flat buffers (mixed dtypes) or p.data was replaced by one of another size."""
+        if self._flat_m is not None:
+            start, stop = self._spans[self.params.index(p)]
+            if p.size == stop - start:
+                m = self._flat_m[start:stop].reshape(p.shape)
+                v = self._flat_v[start:stop].reshape(p.shape)
+                m[...] = 0.0  # (zero already, unless an earlier state of p was deleted)
+                v[...] = 0.0
+                return {"step": 0, "m": m, "v": v}
+        return {"step": 0, "m": np.zeros_like(p.data), "v": np.zeros_like(p.data)}
 
     def _advance(self, m: np.ndarray, v: np.ndarray, grad: np.ndarray, t: int,
                  out: np.ndarray) -> np.ndarray:

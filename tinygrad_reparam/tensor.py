@@ -92,7 +92,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     if grad.shape == shape:
         return grad
     extra_leading_axes = grad.ndim - len(shape)
-    if shape and extra_leading_axes > 0 and grad.shape[extra_leading_axes:] == shape:
+    if extra_leading_axes > 0 and grad.shape[extra_leading_axes:] == shape:
         # only leading axes were added (a bias added to a batch, say): sum them away
         return grad.sum(axis=tuple(range(extra_leading_axes)))
     if len(shape) > grad.ndim or any(s != 1 and s != g for s, g in zip(reversed(shape), reversed(grad.shape))):
@@ -480,10 +480,10 @@ def _topological_order(root: Tensor) -> list:
     """Nodes that require grad, each after all of its parents (iterative depth-first search).
 
     No recursion, so graphs of millions of nodes are fine; each node and edge is visited once.
-    A node is pushed, and when it is first popped its parents are pushed above it, followed by
-    a ``None`` marker above the node itself: when the marker comes back off the stack, every
-    parent has been placed, so the node is. (A marker instead of (node, flag) pairs: no tuple
-    per node, which makes this loop twice as fast.)
+    When a node is first popped, it goes back on the stack with a ``None`` marker above it and
+    its parents above that; when the marker comes off again, every parent has been placed, so
+    the node below it is. (A marker instead of (node, flag) pairs: no tuple per node, which
+    makes this loop twice as fast.)
     Raises before any gradient is touched if part of the graph was already freed.
     """
     order: list = []
