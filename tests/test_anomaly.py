@@ -25,7 +25,7 @@ def test_backward_inf_names_the_op_whose_vjp_made_it():
         with pytest.raises(AnomalyError) as error:
             loss.backward()
     message = str(error.value)
-    assert "backward pass of 'pow 0.5'" in message and "input #0" in message
+    assert "backward pass of 'pow'" in message and "input #0" in message
     assert "root = x.sqrt()" in message
     assert x.grad is None
 
@@ -37,7 +37,7 @@ def test_silent_when_everything_is_finite_and_off_by_default():
     np.testing.assert_allclose(x.grad, np.log(x.data) + 1.0)
     with np.errstate(divide="ignore"):
         y = Tensor([0.0], requires_grad=True).log()  # no error outside detect_anomaly
-    assert y.data[0] == -np.inf and y._created_at is None
+    assert y.data[0] == -np.inf and y.created_at is None
 
 
 def test_mode_is_restored_after_an_error_and_works_as_decorator():

@@ -196,7 +196,7 @@ def test_parameters_constants_and_ops_are_styled_differently():
 
 def test_labels_are_escaped_for_dot():
     a = Tensor([1.0])
-    a._op = 'we"ird\\op\nname'  # an op name with a quote, a backslash and a newline
+    a.op = 'we"ird\\op\nname'  # an op name with a quote, a backslash and a newline
     dot = viz.to_dot(a)
     check_dot_syntax(dot)
     assert r'label="we\"ird\\op\nname\n(1,)' in dot
@@ -385,7 +385,7 @@ def test_render_png_asks_dot_for_png(fake_dot, tmp_path):
 
 def test_render_reports_dot_errors(fake_dot, tmp_path):
     broken = Tensor([1.0])
-    broken._op = "FAIL"
+    broken.op = "FAIL"
     with pytest.raises(RuntimeError) as error:
         viz.render(broken, tmp_path / "graph.svg")
     assert "syntax error in line 1 near FAIL" in str(error.value)

@@ -27,7 +27,9 @@ class AnomalyError(RuntimeError):
     """A NaN or an infinity appeared in a forward value or a gradient under detect_anomaly()."""
 
 
-class _AnomalyMode:
+class AnomalyMode:
+    """Whether detect_anomaly() is on (read by the engine at every op)."""
+
     enabled = False
 
 
@@ -38,12 +40,12 @@ class detect_anomaly:
         self._previous: list[bool] = []
 
     def __enter__(self) -> "detect_anomaly":
-        self._previous.append(_AnomalyMode.enabled)
-        _AnomalyMode.enabled = True
+        self._previous.append(AnomalyMode.enabled)
+        AnomalyMode.enabled = True
         return self
 
     def __exit__(self, *exc_info) -> None:
-        _AnomalyMode.enabled = self._previous.pop()
+        AnomalyMode.enabled = self._previous.pop()
 
     def __call__(self, func: Callable) -> Callable:
         @functools.wraps(func)
@@ -55,7 +57,7 @@ class detect_anomaly:
 
 
 def is_anomaly_enabled() -> bool:
-    return _AnomalyMode.enabled
+    return AnomalyMode.enabled
 
 
 def creation_site() -> str:
@@ -80,7 +82,7 @@ def check_forward(node) -> None:
     raise AnomalyError(
         f"detect_anomaly: the forward pass of {node.op!r} produced {_describe(node.data)} "
         f"(output shape {node.shape}, input shapes {inputs}).\n"
-        f"  created at {node._created_at}"
+        f"  created at {node.created_at}"
     )
 
 
@@ -92,5 +94,5 @@ def check_gradient(node, parent, grad: np.ndarray) -> None:
     raise AnomalyError(
         f"detect_anomaly: the backward pass of {node.op!r} produced {_describe(grad)} in the "
         f"gradient of its input #{parent_index} (input shape {parent.shape}, output shape "
-        f"{node.shape}).\n  that {node.op!r} was created at {node._created_at}"
+        f"{node.shape}).\n  that {node.op!r} was created at {node.created_at}"
     )

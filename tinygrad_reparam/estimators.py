@@ -62,7 +62,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from tinygrad_reparam.random import get_rng
-from tinygrad_reparam.tensor import Tensor, as_array
+from tinygrad_reparam import checks
+from tinygrad_reparam.tensor import Tensor
 
 ESTIMATORS = ("pathwise", "score", "score_loo")
 
@@ -73,7 +74,7 @@ def _detached(value, what: str) -> Tensor:
     """A Tensor with the values of ``value`` and no gradient path (numbers and arrays too)."""
     if isinstance(value, Tensor):
         return value.detach()
-    return Tensor(as_array(value, what))
+    return Tensor(checks.float_array(value, what))
 
 
 def score_function_surrogate(log_prob: Tensor, cost, baseline=None) -> Tensor:
@@ -157,7 +158,7 @@ class MovingAverageBaseline:
 
     def update(self, cost) -> float:
         """Fold the mean of ``cost`` (Tensor, array or number) into the average; return the new value."""
-        values = as_array(cost, "MovingAverageBaseline.update: cost")
+        values = checks.float_array(cost, "MovingAverageBaseline.update: cost")
         if values.size == 0:
             raise ValueError("MovingAverageBaseline.update: cost is empty; pass the costs of at least one draw")
         batch_mean = float(np.mean(values))
@@ -183,7 +184,7 @@ def leave_one_out(cost, axis: int = 0):
     Needs n >= 2 draws along ``axis``. Returns an array for array input and a detached Tensor
     for Tensor input, with the shape of ``cost``.
     """
-    values = as_array(cost, "leave_one_out: cost")
+    values = checks.float_array(cost, "leave_one_out: cost")
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"leave_one_out: axis must be an int, got {axis!r}")
     if values.ndim == 0:
@@ -240,7 +241,7 @@ def _objective(dist, cost_fn: Callable, estimator: str, n_samples: int, baseline
     batch_axes = tuple(range(np.ndim(cost), log_q.ndim))
     if batch_axes:                                  # joint log-probability of each draw
         log_q = log_q.sum(axis=batch_axes)
-    cost_values = as_array(cost, "cost")
+    cost_values = checks.float_array(cost, "cost")
     if estimator == "score_loo":
         b = leave_one_out(cost_values, axis=0)
     elif isinstance(baseline, MovingAverageBaseline):
@@ -405,7 +406,7 @@ class GradientStats:
     """
 
     def __init__(self, samples, exact=None):
-        samples = as_array(samples, "GradientStats: samples")
+        samples = checks.float_array(samples, "GradientStats: samples")
         if samples.ndim == 0 or samples.shape[0] < 2:
             raise ValueError(f"GradientStats needs at least 2 estimates along axis 0, got shape {samples.shape}")
         n = samples.shape[0]

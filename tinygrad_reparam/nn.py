@@ -31,7 +31,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from tinygrad_reparam import ops
+from tinygrad_reparam import composed, fused, ops
 from tinygrad_reparam.random import get_rng
 from tinygrad_reparam.tensor import Tensor
 
@@ -184,7 +184,7 @@ class Linear(Module):
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: input of shape {x.shape} should have {self.in_features} "
                              f"features on its last axis (rows are examples)")
-        return ops.linear(x, self.weight, self.bias)  # x @ W + b, one fused primitive
+        return fused.linear(x, self.weight, self.bias)  # x @ W + b, one primitive (fused.py)
 
     def __repr__(self) -> str:
         return (f"Linear(in_features={self.in_features}, out_features={self.out_features}, "
@@ -194,7 +194,7 @@ class Linear(Module):
 # The activations MLP knows by name, each a function from Tensor to Tensor.
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": ops.tanh,
-    "relu": ops.relu,
+    "relu": composed.relu,
     "sigmoid": ops.sigmoid,
     "softplus": ops.softplus,
 }

@@ -227,7 +227,7 @@ class Adam(Optimizer):
         """Step 0 with m = v = 0: p's part of the flat buffers, or arrays of its own when there
         are no flat buffers (mixed dtypes) or p.data was replaced by one of another size."""
         if self._flat_m is not None:
-            start, stop = self._spans[self.params.index(p)]
+            start, stop = self._spans[next(i for i, q in enumerate(self.params) if q is p)]
             if p.size == stop - start:
                 m = self._flat_m[start:stop].reshape(p.shape)
                 v = self._flat_v[start:stop].reshape(p.shape)

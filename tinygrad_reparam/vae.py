@@ -33,9 +33,10 @@ import numpy as np
 from tinygrad_reparam.distributions.normal import Normal
 from tinygrad_reparam.estimators import MovingAverageBaseline, score_function_surrogate
 from tinygrad_reparam.nn import MLP, Module
-from tinygrad_reparam.ops import binary_cross_entropy_with_logits
+from tinygrad_reparam.fused import binary_cross_entropy_with_logits
 from tinygrad_reparam.random import get_rng
-from tinygrad_reparam.tensor import Tensor, as_array, no_grad
+from tinygrad_reparam import checks
+from tinygrad_reparam.tensor import Tensor, no_grad
 
 ESTIMATORS = ("reparam", "reinforce", "reinforce-nobaseline")
 LOG_2PI = math.log(2 * math.pi)
@@ -100,7 +101,7 @@ class VAE(Module):
         return Normal(mu, (0.5 * log_var).exp(), validate_args=False)
 
     def _check_input(self, x) -> Tensor:
-        x = x if isinstance(x, Tensor) else Tensor(as_array(x, "VAE input x"))
+        x = x if isinstance(x, Tensor) else Tensor(checks.float_array(x, "VAE input x"))
         if x.ndim < 1 or x.shape[-1] != self.x_dim:
             raise ValueError(f"VAE: input has shape {x.shape}, expected (batch, {self.x_dim})")
         if x.size == 0:

@@ -19,7 +19,9 @@ from typing import Optional
 
 import numpy as np
 
-from tinygrad_reparam.tensor import Tensor, as_array, no_grad, stochastic_node
+from tinygrad_reparam import checks
+from tinygrad_reparam.cuts import mark_stochastic
+from tinygrad_reparam.tensor import Tensor, is_grad_enabled, no_grad
 
 
 def as_parameter(value, distribution: str, name: str) -> Tensor:
@@ -29,7 +31,7 @@ def as_parameter(value, distribution: str, name: str) -> Tensor:
         return value
     if value is None:
         raise TypeError(f"{distribution}: parameter {name} is missing (got None)")
-    return Tensor(as_array(value, f"{distribution}: parameter {name}"))
+    return Tensor(checks.float_array(value, f"{distribution}: parameter {name}"))
 
 
 def location_and_scale(distribution: str, loc, scale, validate_args: bool) -> tuple:
@@ -120,7 +122,9 @@ class Distribution:
                 value = self.rsample(sample_shape, rng).data
             else:
                 value = self._draw(check_sample_shape(sample_shape), rng)
-        return stochastic_node(f"{type(self).__name__}.sample", value, self.parameters())
+        node = Tensor(value)  # the draw, as a node with no gradient path: the cut (cuts.py)
+        mark_stochastic(node, f"{type(self).__name__}.sample", self.parameters(), is_grad_enabled())
+        return node
 
     # --- densities and moments ----------------------------------------------------------------
     def log_prob(self, value) -> Tensor:
@@ -165,4 +169,4 @@ def broadcast_shape(distribution: str, **parameters: Tensor) -> tuple:
 
 def value_tensor(value) -> Tensor:
     """The argument of log_prob as a Tensor (samples pass through with their graph)."""
-    return value if isinstance(value, Tensor) else Tensor(as_array(value, "log_prob value"))
+    return value if isinstance(value, Tensor) else Tensor(checks.float_array(value, "log_prob value"))

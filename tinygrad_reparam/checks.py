@@ -1,0 +1,301 @@
+"""Argument checks and error messages, kept out of the engine's way.
+
+The engine (``tensor.py``, ``ops.py``) is written to be read: a node, its vector-Jacobian
+products and the chain rule. Turning a user's mistake into a message that says what went wrong
+and what to do instead takes many more lines than the mathematics, so those lines live here, in
+one module that every other module uses: a bad shape, a bad axis, a bool where a count belongs,
+a backward pass that cannot run. Each helper either returns the cleaned-up value or raises.
+
+This module imports nothing from the package (it sees tensors only through their attributes),
+so any module can use it without an import circle.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+
+# ---------------------------------------------------------------------------------------------
+# Values
+def float_array(value, what: str = "value") -> np.ndarray:
+    """``value`` as a float ndarray: ints and bools become float64, float32 stays float32, a
+    Tensor gives its values. Strings, objects and complex numbers get a TypeError naming ``what``."""
+    if hasattr(value, "requires_grad"):  # a Tensor
+        return value.data
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{what}: cannot convert {type(value).__name__} to an array: {error}") from None
+    if array.dtype.kind == "f":
+        return array
+    if array.dtype.kind in "iub":
+        return array.astype(np.float64)
+    raise TypeError(
+        f"{what}: expected real numbers (a number, list or NumPy array of floats, ints or bools), "
+        f"got {type(value).__name__} with dtype {array.dtype}"
+    )
+
+
+def flag(value, what: str) -> bool:
+    """True or False (NumPy's bools too), else a TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def is_integer(value) -> bool:
+    """A real integer (Python or NumPy), and not a bool: True is not a count."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def count(value, what: str, minimum: int = 1) -> int:
+    """An integer >= ``minimum`` (1: "positive", 0: "non-negative"), else a ValueError."""
+    if not is_integer(value) or value < minimum:
+        kind = {1: "positive", 0: "non-negative"}.get(minimum, f">= {minimum}")
+        raise ValueError(f"{what} must be a {kind} integer, got {value!r}")
+    return int(value)
+
+
+def number(value, what: str, lower: float = -math.inf, upper: float = math.inf,
+           lower_open: bool = False, upper_open: bool = False) -> float:
+    """A real number (not a bool, not NaN) in the interval between ``lower`` and ``upper``
+    (open or closed at each end), as a float; else a ValueError naming the interval."""
+    interval = f"{'(' if lower_open else '['}{lower}, {upper}{')' if upper_open else ']'}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{what} must be a number in {interval}, got {value!r}")
+    value = float(value)
+    too_low = value <= lower if lower_open else value < lower
+    too_high = value >= upper if upper_open else value > upper
+    if math.isnan(value) or too_low or too_high:
+        raise ValueError(f"{what} must be in {interval}, got {value!r}")
+    return value
+
+
+def sample_shape(shape) -> tuple:
+    """An int or a tuple of non-negative ints, as a tuple."""
+    if is_integer(shape):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or not all(is_integer(n) for n in shape):
+        raise TypeError(f"sample_shape must be an int or a tuple of ints, got {shape!r}")
+    if any(n < 0 for n in shape):
+        raise ValueError(f"sample_shape must not contain negative sizes, got {tuple(shape)}")
+    return tuple(int(n) for n in shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes and axes
+def broadcastable(*shapes: tuple) -> bool:
+    """NumPy's rule: aligned at the right, the sizes of each axis agree apart from 1s (an axis
+    one of the shapes lacks counts as 1)."""
+    for sides in itertools.zip_longest(*(reversed(shape) for shape in shapes), fillvalue=1):
+        if len({side for side in sides if side != 1}) > 1:
+            return False
+    return True
+
+
+def broadcast(op: str, shape_a: tuple, shape_b: tuple) -> None:
+    """Raise unless the two operands' shapes broadcast together."""
+    if not broadcastable(shape_a, shape_b):
+        raise ValueError(
+            f"{op}: shapes {shape_a} and {shape_b} cannot be broadcast together (trailing "
+            f"dimensions must be equal or 1); reshape one operand, e.g. x.reshape(-1, 1)"
+        )
+
+
+def axes(axis, ndim: int, op: str) -> tuple:
+    """``axis`` (None, an int or a tuple of ints, negative counting from the end) as a sorted
+    tuple of non-negative ints; None means every axis."""
+    if axis is None:
+        return tuple(range(ndim))
+    given = (axis,) if is_integer(axis) else axis
+    if not isinstance(given, (tuple, list)) or not all(is_integer(ax) for ax in given):
+        raise TypeError(f"{op}: axis must be None, an int or a tuple of ints, got {axis!r}")
+    normalized = []
+    for ax in given:
+        if not -ndim <= ax < ndim:
+            raise ValueError(f"{op}: axis {ax} is out of range for a tensor with {ndim} dimensions")
+        normalized.append(int(ax) % ndim)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"{op}: repeated axis in {axis}")
+    return tuple(sorted(normalized))
+
+
+def single_axis(axis, ndim: int, op: str) -> int:
+    """One axis (an int, negative counting from the end) as a non-negative int."""
+    if not is_integer(axis):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    return axes(axis, ndim, op)[0]
+
+
+def permutation(axes_given: tuple, shape: tuple) -> tuple:
+    """The axes of ``transpose``: a permutation of all of them (negative ones allowed)."""
+    if not all(is_integer(ax) for ax in axes_given):
+        raise TypeError(f"transpose: axes must be ints, got {axes_given!r}")
+    ndim = len(shape)
+    normalized = tuple(int(ax) + ndim if ax < 0 else int(ax) for ax in axes_given)
+    if sorted(normalized) != list(range(ndim)):
+        raise ValueError(f"transpose: axes {axes_given} are not a permutation of the {ndim} axes of "
+                         f"a tensor of shape {shape}")
+    return normalized
+
+
+class rephrased:
+    """``with rephrased(IndexError, "getitem: index {!r} does not fit a tensor of shape {}", index,
+    shape): ...``: NumPy's own error of the kinds in ``catch`` is raised again (as ``raise_as``, by
+    default the same kind) with a message that names the operation and the shapes first."""
+
+    def __init__(self, catch, template: str, *details, raise_as=None):
+        self.catch, self.template, self.details, self.raise_as = catch, template, details, raise_as
+
+    def __enter__(self) -> "rephrased":
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is not None and issubclass(kind, self.catch):
+            raise (self.raise_as or kind)(f"{self.template.format(*self.details)}: {error}") from None
+
+
+def matmul(shape_a: tuple, shape_b: tuple) -> None:
+    """NumPy's matmul rules: at least 1-D operands, equal inner dimensions, broadcastable
+    batch dimensions."""
+    if len(shape_a) == 0 or len(shape_b) == 0:
+        raise ValueError(f"matmul: {shape_a} @ {shape_b}: matmul needs at least 1-D operands; "
+                         f"use * to multiply by a scalar")
+    inner_a, inner_b = shape_a[-1], shape_b[0] if len(shape_b) == 1 else shape_b[-2]
+    if inner_a != inner_b:
+        raise ValueError(f"matmul: {shape_a} @ {shape_b}: inner dimensions {inner_a} and "
+                         f"{inner_b} differ")
+    if not broadcastable(shape_a[:-2], shape_b[:-2]):
+        raise ValueError(f"matmul: {shape_a} @ {shape_b}: the batch dimensions {shape_a[:-2]} and "
+                         f"{shape_b[:-2]} cannot be broadcast together")
+
+
+def linear(x_shape: tuple, weight_shape: tuple, bias_shape) -> None:
+    """x (..., in) @ weight (in, out) + bias (out,) or no bias."""
+    if len(weight_shape) != 2 or len(x_shape) == 0 or x_shape[-1] != weight_shape[0]:
+        raise ValueError(f"linear: x of shape {x_shape} and weight of shape {weight_shape}: the "
+                         f"weight must be a matrix (in, out) and x end in `in` features, (..., in)")
+    if bias_shape is not None and bias_shape != (weight_shape[1],):
+        raise ValueError(f"linear: bias has shape {bias_shape}, expected ({weight_shape[1]},) for a "
+                         f"weight of shape {weight_shape}")
+
+
+def no_tensor_in(index):
+    """An index for ``tensor[index]`` holds ints, slices, None, Ellipsis, integer arrays or boolean
+    masks, but no Tensor (whose values would silently become part of the index)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    if any(hasattr(part, "requires_grad") for part in parts):
+        raise TypeError("getitem: index with NumPy arrays, ints or slices, not Tensors "
+                        "(for a mask from a Tensor use a comparison, e.g. x[x > 0])")
+    return index
+
+
+def condition(value) -> np.ndarray:
+    """The condition of ``where``: a boolean array (a Tensor's values are taken)."""
+    condition = np.asarray(getattr(value, "data", value))
+    if condition.dtype != bool:
+        raise TypeError(f"where: condition must be a boolean array (e.g. from x > 0), "
+                        f"got dtype {condition.dtype}")
+    return condition
+
+
+def where_shapes(condition_shape: tuple, shape_a: tuple, shape_b: tuple) -> None:
+    if not broadcastable(condition_shape, shape_a, shape_b):
+        raise ValueError(f"where: condition {condition_shape}, a {shape_a} and b {shape_b} cannot "
+                         f"be broadcast together")
+
+
+def sequence(tensors, op: str) -> list:
+    """A non-empty list or tuple of Tensors or arrays (not a single Tensor, array or string)."""
+    if (isinstance(tensors, (np.ndarray, str, bytes)) or hasattr(tensors, "requires_grad")
+            or not hasattr(tensors, "__iter__")):
+        raise TypeError(f"{op}: tensors must be a list or tuple of Tensors or arrays, "
+                        f"got {type(tensors).__name__}")
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"{op}: needs at least one tensor")
+    return tensors
+
+
+def stack_shapes(shapes: list, axis) -> None:
+    if not is_integer(axis):
+        raise TypeError(f"stack: axis must be an int, got {axis!r}")
+    if len(set(shapes)) != 1:
+        raise ValueError(f"stack: all tensors must have the same shape, got {shapes}")
+    ndim = len(shapes[0]) + 1
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"stack: axis {axis} is out of range for the stacked result with {ndim} "
+                         f"dimensions")
+
+
+# ---------------------------------------------------------------------------------------------
+# The backward pass
+def no_grad_arguments_error() -> TypeError:
+    return TypeError("no_grad takes no arguments: write `with no_grad():` or decorate with "
+                     "`@no_grad()` (with parentheses)")
+
+
+def vjp_count_error(op: str, parents: tuple, vjps: tuple) -> ValueError:
+    """A primitive gives exactly one VJP per input (``zip`` would silently drop the rest)."""
+    return ValueError(f"from_op({op!r}): got {len(parents)} parents but {len(vjps)} VJPs; "
+                      f"give exactly one VJP per parent, in the same order")
+
+
+def no_grad_reason(tensor) -> str:
+    """Why ``tensor`` has no graph: what made it, or that nothing it came from requires grad."""
+    if tensor.why_no_grad:
+        return tensor.why_no_grad
+    if tensor.op in ("leaf", "constant"):
+        return "it is a leaf created with requires_grad=False"
+    return "none of the tensors it was computed from requires grad"
+
+
+def backward_start(tensor, grad) -> np.ndarray:
+    """The gradient ``backward()`` starts from: 1 for a one-element tensor, else ``grad``, which
+    must have the tensor's shape. Raises when the tensor has no graph to go back through."""
+    if not tensor.requires_grad:
+        if tensor.cuts:
+            raise RuntimeError(cut_message(tensor))
+        raise RuntimeError(
+            f"backward() called on a tensor that does not require grad ({tensor.op}, shape "
+            f"{tensor.shape}): {no_grad_reason(tensor)}. Create the inputs you want gradients for "
+            f"with Tensor(..., requires_grad=True), outside any no_grad() block."
+        )
+    if grad is None:
+        if tensor.data.size != 1:
+            raise RuntimeError(
+                f"backward() without a grad argument needs a scalar, but this tensor has shape "
+                f"{tensor.shape}: reduce it first (e.g. .sum() or .mean()), or pass "
+                f"grad=<array of shape {tensor.shape}>"
+            )
+        return np.ones_like(tensor.data)
+    grad = float_array(getattr(grad, "data", grad), "backward(grad=...)").astype(tensor.dtype, copy=False)
+    if grad.shape != tensor.shape:
+        raise ValueError(f"backward(grad=...): grad has shape {grad.shape} but the tensor has "
+                         f"shape {tensor.shape}; they must match")
+    return grad
+
+
+def cut_message(tensor) -> str:
+    """backward() on a tensor that depends on the parameters only through ``sample()`` nodes."""
+    names = ", ".join(f"{cut.op} (shape {cut.shape})" for cut in tensor.cuts)
+    return (
+        f"backward() called on a tensor ({tensor.op}, shape {tensor.shape}) whose every path to "
+        f"the parameters runs through a sample() node: {names}. sample() draws a value without a "
+        f"gradient path, so no gradient can reach the distribution's parameters. Use rsample() for "
+        f"a pathwise (reparameterized) gradient, z = loc + scale * eps, or a score-function "
+        f"estimator (tinygrad_reparam.estimators.score_function_surrogate) for distributions "
+        f"without rsample."
+    )
+
+
+def freed_graph_error(node) -> RuntimeError:
+    """backward() reached a node whose graph an earlier backward() released."""
+    return RuntimeError(
+        f"backward() through a graph that was already freed: the {node.op!r} node "
+        f"(shape {node.shape}) released its saved values in an earlier backward(). "
+        f"Pass retain_graph=True to the first backward() to backpropagate through the same "
+        f"graph twice, or recompute the forward pass."
+    )

@@ -1,0 +1,62 @@
+"""Fused forms: the same values and gradients as a composed operation, in fewer steps.
+
+``composed.linear`` is ``x @ weight + bias``: two nodes, and the sum allocates a second array the
+size of the layer's output. Here the same layer is one primitive that adds the bias in place, so
+each layer costs one node and one array, and the backward pass one fewer step. On the small
+models this library is for, per-node costs and fresh arrays are a large share of a training
+step, so ``nn.Linear`` uses this form.
+
+The plain composed form is the one to read; this one is tested against it (``tests/
+test_fused.py``): values and gradients bit for bit where the arithmetic is the same, and to
+1e-15 relative where the order of a sum differs (a batch with several leading axes).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tinygrad_reparam import checks
+from tinygrad_reparam.ops import _unchanged, lift, operands
+from tinygrad_reparam.tensor import Tensor, from_op
+
+
+def linear(x, weight, bias=None) -> Tensor:
+    """x @ weight + bias as one primitive; same arguments and result as ``composed.linear``.
+
+    The rows of ``x`` flattened to a matrix X (all leading axes are batch axes), the weight W and
+    the output gradient G flattened alike: dL/dX = G W^T, dL/dW = X^T G, dL/db = sum of G's rows.
+    """
+    x, weight = lift(x, weight), lift(weight, x)
+    bias = None if bias is None else lift(bias, weight)
+    checks.linear(x.shape, weight.shape, None if bias is None else bias.shape)
+    in_features, out_features = weight.shape
+    rows = math.prod(x.shape[:-1])  # examples in the batch, all batch axes together
+    out = x.data @ weight.data
+    parents = [x, weight]
+    vjps = [
+        lambda g: g @ weight.data.T,  # d(xW + b)/dx = W^T
+        lambda g: x.data.reshape(rows, in_features).T @ g.reshape(rows, out_features),  # x^T g
+    ]
+    if bias is not None:
+        if np.result_type(out, bias.data) == out.dtype:
+            out += bias.data  # in place: `out` is a fresh array that nobody else holds
+        else:
+            out = out + bias.data  # (a wider bias dtype widens the result, as in NumPy)
+        parents.append(bias)
+        vjps.append(_unchanged)  # d(xW + b)/db = 1, summed over the batch by unbroadcast
+    return from_op("linear", out, tuple(parents), tuple(vjps))
+
+
+def binary_cross_entropy_with_logits(logits, targets) -> Tensor:
+    """softplus(l) - t l as one primitive; same result as ``composed.binary_cross_entropy_with_logits``.
+
+    d/dl = sigmoid(l) - t and d/dt = -l, both from e = e^-|l|, computed once in the forward pass.
+    """
+    logits, targets = operands("binary_cross_entropy_with_logits", logits, targets)
+    e = np.exp(-np.abs(logits.data))
+    out = np.maximum(logits.data, 0) + np.log1p(e) - targets.data * logits.data
+    return from_op("bce_with_logits", out, (logits, targets), (
+        lambda g: g * (np.where(logits.data >= 0, 1.0, e) / (1.0 + e) - targets.data),  # s(l) - t
+        lambda g: -g * logits.data,                                                    # -l
+    ))
