@@ -40,6 +40,8 @@ def float_array(value, what: str = "value") -> np.ndarray:
 
 def flag(value, what: str) -> bool:
     """True or False (NumPy's bools too), else a TypeError."""
+    if value is True or value is False:
+        return value
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{what} must be True or False, got {value!r}")
     return bool(value)
@@ -122,11 +124,20 @@ def axes(axis, ndim: int, op: str) -> tuple:
     return tuple(sorted(normalized))
 
 
-def single_axis(axis, ndim: int, op: str) -> int:
-    """One axis (an int, negative counting from the end) as a non-negative int."""
+def integer_axis(axis, op: str) -> None:
     if not is_integer(axis):
         raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+
+
+def single_axis(axis, ndim: int, op: str) -> int:
+    """One axis (an int, negative counting from the end) as a non-negative int."""
+    integer_axis(axis, op)
     return axes(axis, ndim, op)[0]
+
+
+def nonempty(size: int, op: str) -> None:
+    if size == 0:
+        raise ValueError(f"{op}: the tensor is empty, so it has no maximum")
 
 
 def permutation(axes_given: tuple, shape: tuple) -> tuple:
@@ -220,8 +231,7 @@ def sequence(tensors, op: str) -> list:
 
 
 def stack_shapes(shapes: list, axis) -> None:
-    if not is_integer(axis):
-        raise TypeError(f"stack: axis must be an int, got {axis!r}")
+    integer_axis(axis, "stack")
     if len(set(shapes)) != 1:
         raise ValueError(f"stack: all tensors must have the same shape, got {shapes}")
     ndim = len(shapes[0]) + 1
@@ -232,6 +242,28 @@ def stack_shapes(shapes: list, axis) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # The backward pass
+def unbroadcastable(grad_shape: tuple, shape: tuple) -> None:
+    """``unbroadcast`` sums a gradient down to a shape that broadcasts to the gradient's shape."""
+    if len(shape) > len(grad_shape) or not broadcastable(shape, grad_shape):
+        raise ValueError(f"unbroadcast: a gradient of shape {grad_shape} cannot be summed to shape "
+                         f"{shape}: {shape} does not broadcast to {grad_shape}")
+
+
+def retain_grad_error(tensor) -> RuntimeError:
+    return RuntimeError(f"retain_grad() on a tensor that does not require grad: "
+                        f"{no_grad_reason(tensor)}")
+
+
+def item_error(shape: tuple) -> ValueError:
+    return ValueError(f"item() needs a tensor with one element, this one has shape {shape}")
+
+
+def array_conversion_error() -> TypeError:
+    return TypeError("this Tensor requires grad, so turning it into a NumPy array would silently "
+                     "drop its graph: use tensor.detach().numpy() for the values, or "
+                     "tinygrad_reparam.stack to combine Tensors")
+
+
 def no_grad_arguments_error() -> TypeError:
     return TypeError("no_grad takes no arguments: write `with no_grad():` or decorate with "
                      "`@no_grad()` (with parentheses)")

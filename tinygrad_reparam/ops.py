@@ -37,11 +37,8 @@ def lift(x, like=None) -> Tensor:
     float32, as in NumPy); arrays keep their own float dtype (ints become float64)."""
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, (int, float)) and isinstance(like, Tensor):
-        data = np.asarray(x, like.data.dtype)
-    else:
-        data = checks.float_array(x, "operand")
-    constant = Tensor(data)
+    number = isinstance(x, (int, float)) and isinstance(like, Tensor)
+    constant = Tensor(np.asarray(x, like.data.dtype) if number else checks.float_array(x, "operand"))
     constant.op = "constant"
     return constant
 
@@ -186,8 +183,7 @@ def reduce_sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
 def reduce_max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """Largest entry along axis. The gradient goes to the arg-max; tied maxima share it evenly."""
     axes = checks.axes(axis, a.ndim, "max")
-    if a.size == 0:
-        raise ValueError("max: the tensor is empty, so it has no maximum")
+    checks.nonempty(a.size, "max")
     out_kept = a.data.max(axis=axes, keepdims=True)
 
     def vjp(g):  # d max/da_i = [a_i is a max] / (number of maxima)
@@ -316,8 +312,7 @@ def where(condition, a, b) -> Tensor:
 
 def concatenate(tensors: Sequence, axis: int = 0) -> Tensor:
     tensors = [lift(t) for t in checks.sequence(tensors, "concatenate")]
-    if not checks.is_integer(axis):
-        raise TypeError(f"concatenate: axis must be an int, got {axis!r}")
+    checks.integer_axis(axis, "concatenate")
     with checks.rephrased(ValueError, "concatenate: shapes {} along axis {}",
                           [t.shape for t in tensors], axis):
         out = np.concatenate([t.data for t in tensors], axis=axis)

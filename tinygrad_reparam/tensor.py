@@ -9,7 +9,7 @@ graph from the output back to the leaves, applying the chain rule
 
 node by node, and adding up the contributions of every path (a tensor used twice gets the sum of
 both gradients). This file holds the node, ``from_op`` (how a primitive records itself), the
-backward pass, ``no_grad`` and ``unbroadcast``, the one place where broadcasting is undone. The
+backward pass and ``unbroadcast``, the one place where broadcasting is undone. The
 primitives live in ``ops.py``, which also gives Tensor its operators and methods.
 
 Conventions, as in PyTorch:
@@ -23,62 +23,20 @@ Conventions, as in PyTorch:
   backpropagate again, or to draw it with its gradients afterwards).
 - float64 by default; float32 input stays float32 through forward and backward.
 
-Argument checks and error messages live in ``checks.py``; the record of where ``sample()`` cut
-the graph (which only explains missing gradients) in ``cuts.py``; ``detect_anomaly`` in
-``anomaly.py``.
+Beside it: ``grad_mode.py`` (``no_grad``, which switches the recording off), ``checks.py``
+(argument checks and error messages), ``cuts.py`` (the record of where ``sample()`` cut the
+graph, which only explains missing gradients) and ``anomaly.py`` (``detect_anomaly``).
 """
 from __future__ import annotations
 
-import functools
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
 from tinygrad_reparam import anomaly, checks
 from tinygrad_reparam.anomaly import AnomalyMode
 from tinygrad_reparam.cuts import carry_cuts
-
-VJP = Callable[[np.ndarray], np.ndarray]
-
-
-class _GradMode:
-    """Whether new operations record a graph (switched off inside ``no_grad``)."""
-
-    enabled = True
-
-
-def is_grad_enabled() -> bool:
-    """True unless inside a ``no_grad()`` block."""
-    return _GradMode.enabled
-
-
-class no_grad:
-    """Context manager (and decorator, ``@no_grad()``) that stops recording the graph.
-
-    Inside ``with no_grad():`` results never require grad, so no graph is kept in memory: use it
-    for evaluation and for parameter updates. The previous mode is restored on exit, even when an
-    exception escapes.
-    """
-
-    def __init__(self, *args):
-        if args:  # `@no_grad` without parentheses hands us the function
-            raise checks.no_grad_arguments_error()
-
-    def __enter__(self) -> "no_grad":
-        self.previous = _GradMode.enabled
-        _GradMode.enabled = False
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        _GradMode.enabled = self.previous
-
-    def __call__(self, func: Callable) -> Callable:
-        @functools.wraps(func)
-        def without_grad(*args, **kwargs):
-            with no_grad():
-                return func(*args, **kwargs)
-        return without_grad
-
+from tinygrad_reparam.grad_mode import GradMode, is_grad_enabled, no_grad  # noqa: F401 (re-exported)
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum ``grad`` down to ``shape``: the adjoint of NumPy broadcasting.
@@ -89,9 +47,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """
     if grad.shape == shape:
         return grad
-    if not checks.broadcastable(shape, grad.shape) or len(shape) > grad.ndim:
-        raise ValueError(f"unbroadcast: a gradient of shape {grad.shape} cannot be summed to shape "
-                         f"{shape}: {shape} does not broadcast to {grad.shape}")
+    checks.unbroadcastable(grad.shape, shape)
     leading = grad.ndim - len(shape)
     grad = grad.sum(axis=tuple(range(leading)))  # the axes broadcasting added in front
     stretched = tuple(axis for axis, size in enumerate(shape) if size == 1 and grad.shape[axis] != 1)
@@ -123,12 +79,11 @@ class Tensor:
     __array_ufunc__ = None
 
     def __init__(self, data, requires_grad: bool = False, name: Optional[str] = None):
-        if isinstance(data, Tensor):
-            data = data.data
-        # (a float array, as every primitive produces, needs no conversion)
-        self.data = data if type(data) is np.ndarray and data.dtype.kind == "f" else checks.float_array(data, "Tensor data")
+        if type(data) is not np.ndarray or data.dtype.kind != "f":  # (what every primitive makes)
+            data = checks.float_array(data, "Tensor data")  # ints and bools become float64
+        self.data = data
         self.grad: Optional[np.ndarray] = None
-        self.requires_grad = requires_grad if type(requires_grad) is bool else checks.flag(requires_grad, "Tensor: requires_grad")
+        self.requires_grad = checks.flag(requires_grad, "Tensor: requires_grad")
         self.op = "leaf"         # the operation that made it
         self.parents: tuple = ()  # its inputs ...
         self.vjps: Optional[tuple] = None  # ... and one VJP per input; None: no graph recorded
@@ -175,8 +130,7 @@ class Tensor:
     def retain_grad(self) -> "Tensor":
         """Ask backward() to store this intermediate tensor's gradient in ``.grad`` too."""
         if not self.requires_grad:
-            raise RuntimeError(f"retain_grad() on a tensor that does not require grad: "
-                               f"{checks.no_grad_reason(self)}")
+            raise checks.retain_grad_error(self)
         self.retains_grad = True
         return self
 
@@ -191,21 +145,10 @@ class Tensor:
 
     # ----------------------------------------------------------------------------------------
     # Properties, conversions and comparisons
-    @property
-    def shape(self) -> tuple:
-        return self.data.shape
-
-    @property
-    def ndim(self) -> int:
-        return self.data.ndim
-
-    @property
-    def size(self) -> int:
-        return self.data.size
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.data.dtype
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    dtype = property(lambda self: self.data.dtype)
 
     @property
     def is_leaf(self) -> bool:
@@ -220,7 +163,7 @@ class Tensor:
 
     def item(self) -> float:
         if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+            raise checks.item_error(self.shape)
         return self.data.item()
 
     def numpy(self) -> np.ndarray:
@@ -228,10 +171,8 @@ class Tensor:
         return self.data
 
     def __array__(self, dtype=None, copy=None):
-        if self.requires_grad:
-            raise TypeError("this Tensor requires grad, so turning it into a NumPy array would silently "
-                            "drop its graph: use tensor.detach().numpy() for the values, or "
-                            "tinygrad_reparam.stack to combine Tensors")
+        if self.requires_grad:  # NumPy would silently drop the graph
+            raise checks.array_conversion_error()
         return self.data if dtype is None else self.data.astype(dtype)
 
     def __len__(self) -> int:
@@ -244,12 +185,12 @@ class Tensor:
 
     # Comparisons give plain boolean arrays (no gradient): masks, e.g. for where() or indexing.
     # Tensors still hash by identity, so they can be dictionary keys (as in backward()).
-    def __lt__(self, other): return self.data < values(other)
-    def __le__(self, other): return self.data <= values(other)
-    def __gt__(self, other): return self.data > values(other)
-    def __ge__(self, other): return self.data >= values(other)
-    def __eq__(self, other): return self.data == values(other)
-    def __ne__(self, other): return self.data != values(other)
+    def __lt__(self, other): return self.data < checks.float_array(other, "comparison operand")
+    def __le__(self, other): return self.data <= checks.float_array(other, "comparison operand")
+    def __gt__(self, other): return self.data > checks.float_array(other, "comparison operand")
+    def __ge__(self, other): return self.data >= checks.float_array(other, "comparison operand")
+    def __eq__(self, other): return self.data == checks.float_array(other, "comparison operand")
+    def __ne__(self, other): return self.data != checks.float_array(other, "comparison operand")
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
@@ -264,11 +205,6 @@ class Tensor:
         return f"Tensor({text})"
 
 
-def values(x) -> np.ndarray:
-    """The array behind a Tensor, or ``x`` as a float array (numbers, lists, arrays)."""
-    return x.data if isinstance(x, Tensor) else checks.float_array(x, "operand")
-
-
 def from_op(op: str, data, parents: tuple, vjps: tuple) -> Tensor:
     """Record the result of a primitive: its value, its inputs and one VJP per input.
 
@@ -279,7 +215,7 @@ def from_op(op: str, data, parents: tuple, vjps: tuple) -> Tensor:
     """
     out = Tensor(data)
     out.op = op
-    if not _GradMode.enabled:  # inside no_grad(): nothing is recorded
+    if not GradMode.enabled:  # inside no_grad(): nothing is recorded
         if parents:
             out.why_no_grad = "it was computed inside a no_grad() block"
         return out
