@@ -38,6 +38,7 @@ from tinygrad_reparam.anomaly import AnomalyMode
 from tinygrad_reparam.cuts import carry_cuts
 from tinygrad_reparam.grad_mode import GradMode, is_grad_enabled, no_grad  # noqa: F401 (re-exported)
 
+
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum ``grad`` down to ``shape``: the adjoint of NumPy broadcasting.
 
@@ -184,13 +185,14 @@ class Tensor:
         return bool(self.data)
 
     # Comparisons give plain boolean arrays (no gradient): masks, e.g. for where() or indexing.
+    # == and != follow NumPy (elementwise; anything that is not a number is simply unequal).
     # Tensors still hash by identity, so they can be dictionary keys (as in backward()).
     def __lt__(self, other): return self.data < checks.float_array(other, "comparison operand")
     def __le__(self, other): return self.data <= checks.float_array(other, "comparison operand")
     def __gt__(self, other): return self.data > checks.float_array(other, "comparison operand")
     def __ge__(self, other): return self.data >= checks.float_array(other, "comparison operand")
-    def __eq__(self, other): return self.data == checks.float_array(other, "comparison operand")
-    def __ne__(self, other): return self.data != checks.float_array(other, "comparison operand")
+    def __eq__(self, other): return self.data == (other.data if isinstance(other, Tensor) else other)
+    def __ne__(self, other): return self.data != (other.data if isinstance(other, Tensor) else other)
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
