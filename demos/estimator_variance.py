@@ -10,10 +10,10 @@ function of sigma at mu = 1. Every estimate averages N = 4 draws x_i = mu + sigm
     score function              (1/N) sum_i (f(x_i) - b_i) dlog q(x_i)/dtheta,
                                 dlog q/dmu = eps / sigma,  dlog q/dsigma = (eps^2 - 1) / sigma
 
-with the baseline b_i = 0 (no baseline), a moving average of the mean costs of the earlier
-estimates (decay 0.9, ``MovingAverageBaseline``'s rule), or the mean cost of the other N - 1
-draws (leave-one-out). All four see the same eps (common random numbers) and every gradient
-comes from the engine's backward pass. Variances are reported per draw, V = N * Var(estimate):
+with the baseline b_i = 0 ("score_nobaseline"), a moving average of the mean costs of the earlier
+estimates ("score": decay 0.9, ``MovingAverageBaseline``'s rule, as in the VAE), or the mean cost
+of the other N - 1 draws ("score_loo", leave-one-out). All four see the same eps (common random
+numbers) and every gradient comes from the engine's backward pass. Variances are reported per draw, V = N * Var(estimate):
 the variance one evaluation of f buys, which for the pathwise and the plain score function
 estimators is exactly the variance of a one-draw estimate.
 
@@ -67,7 +67,7 @@ import numpy as np
 
 import tinygrad_reparam.distributions as D
 from tinygrad_reparam import Tensor
-from tinygrad_reparam.estimators import gradient_samples
+from tinygrad_reparam.estimators import PATHWISE, SCORE, SCORE_LOO, SCORE_NOBASELINE, gradient_samples
 
 MU = 1.0
 N_DRAWS = 4          # draws per estimate (leave-one-out needs at least 2)
@@ -140,12 +140,13 @@ def moving_average_baselines(costs: np.ndarray) -> np.ndarray:
     return baselines
 
 
-# key: (estimator name in tinygrad_reparam.estimators, baseline, label)
+# name: (the meter's estimator, its baseline, label); "score" has the moving-average baseline,
+# as in the VAE.
 ESTIMATORS = {
-    "pathwise": ("pathwise", None, "pathwise"),
-    "score": ("score", None, "score function"),
-    "score_moving_average": ("score", moving_average_baselines, "score + moving average"),
-    "score_loo": ("score_loo", None, "score + leave-one-out"),
+    PATHWISE: (PATHWISE, None, "pathwise"),
+    SCORE_NOBASELINE: (SCORE_NOBASELINE, None, "score_nobaseline"),
+    SCORE: (SCORE, moving_average_baselines, "score (moving average)"),
+    SCORE_LOO: (SCORE_LOO, None, "score_loo (leave-one-out)"),
 }
 
 
@@ -188,8 +189,8 @@ def pathwise_wins(cost_table: dict, sigmas: tuple) -> str:
     """The sigmas at which the pathwise variance is below every score-function variant's."""
     def wins(name):
         won = [sigma for i, sigma in enumerate(sigmas)
-               if all(cost_table["pathwise"][name]["variance"][i] < cost_table[key][name]["variance"][i]
-                      for key in ESTIMATORS if key != "pathwise")]
+               if all(cost_table[PATHWISE][name]["variance"][i] < cost_table[key][name]["variance"][i]
+                      for key in ESTIMATORS if key != PATHWISE)]
         return ", ".join(f"{sigma:g}" for sigma in won) or "none"
     return f"{wins('mu')} (d/dmu); {wins('sigma')} (d/dsigma)"
 
@@ -203,10 +204,10 @@ def quadratic_variances(mu: float, sigma: float, k: float) -> dict:
     baseline_variance = (1 - DECAY) / (1 + DECAY) * (4 * m2 * s2 + 2 * s2 ** 2) / N_DRAWS
     zeta = (8 * m2 + 6 * s2, 24 * m2 + 32 * s2)
     return {
-        "pathwise": (4 * s2, 4 * m2 + 8 * s2),
-        "score": (m2 ** 2 / s2 + 14 * m2 + 15 * s2, 2 * m2 ** 2 / s2 + 60 * m2 + 74 * s2),
-        "score_moving_average": (ideal[0] + baseline_variance / s2, ideal[1] + 2 * baseline_variance / s2),
-        "score_loo": tuple(((N_DRAWS - 2) * v + 2 * z) / (N_DRAWS - 1) for v, z in zip(ideal, zeta)),
+        PATHWISE: (4 * s2, 4 * m2 + 8 * s2),
+        SCORE_NOBASELINE: (m2 ** 2 / s2 + 14 * m2 + 15 * s2, 2 * m2 ** 2 / s2 + 60 * m2 + 74 * s2),
+        SCORE: (ideal[0] + baseline_variance / s2, ideal[1] + 2 * baseline_variance / s2),
+        SCORE_LOO: tuple(((N_DRAWS - 2) * v + 2 * z) / (N_DRAWS - 1) for v, z in zip(ideal, zeta)),
         "score_ideal_baseline": ideal,
     }
 
@@ -237,8 +238,8 @@ def wave_regime(table: dict, sigmas: tuple) -> dict:
     """cos(k x) at sigma = 1: the pathwise variance against the score function's."""
     measured = at_sigma(table, "wave", sigmas, CHECK_SIGMA)
     variance = {key: {name: measured[key][name]["variance"] for name in PARAMETERS} for key in ESTIMATORS}
-    ratios = {key: {name: variance["pathwise"][name] / variance[key][name] for name in PARAMETERS}
-              for key in ESTIMATORS if key != "pathwise"}
+    ratios = {key: {name: variance[PATHWISE][name] / variance[key][name] for name in PARAMETERS}
+              for key in ESTIMATORS if key != PATHWISE}
     return {
         "k": COSTS["wave"].k, "mu": MU, "sigma": CHECK_SIGMA, "variance": variance,
         "ratio_pathwise_to": ratios,
@@ -297,7 +298,7 @@ def draw_figure(plt, table: dict, sigmas: tuple):
     axes[0, 0].plot([], [], "k--", linewidth=1, label="closed form")
     axes[0, 0].legend(fontsize=8)
     axes[0, 2].annotate("k sigma > 1: the pathwise\nestimator is the noisy one",
-                        xy=(CHECK_SIGMA, table["wave"]["pathwise"]["mu"]["variance"][sigmas.index(CHECK_SIGMA)]),
+                        xy=(CHECK_SIGMA, table["wave"][PATHWISE]["mu"]["variance"][sigmas.index(CHECK_SIGMA)]),
                         xytext=(0.04, 0.08), textcoords="axes fraction", fontsize=8,
                         arrowprops={"arrowstyle": "->", "color": "grey"})
     figure.suptitle("Gradient variance of E[f(x)], x ~ N(mu, sigma^2): pathwise vs score function "
@@ -343,7 +344,7 @@ def main(argv=None) -> dict:
     ratios = regime["ratio_pathwise_to"]
     print(f"\nvariance per draw (N x variance of a {N_DRAWS}-draw estimate), mu = {MU:g}, sigma = "
           f"{CHECK_SIGMA:g}, +- one standard error. cos({regime['k']:g} x): the pathwise variance is "
-          f"{ratios['score_moving_average']['mu']:.0f}x (d/dmu) and {ratios['score_moving_average']['sigma']:.0f}x "
+          f"{ratios[SCORE]['mu']:.0f}x (d/dmu) and {ratios[SCORE]['sigma']:.0f}x "
           f"(d/dsigma) the score function's with a moving-average baseline. Largest |bias z| over "
           f"all {len(COSTS)} costs, {len(ESTIMATORS)} estimators, 2 parameters and {len(args.sigmas)} "
           f"sigmas: {metrics['max_abs_bias_z']:.2f}.")

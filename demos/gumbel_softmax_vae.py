@@ -21,9 +21,9 @@ differentiable in the logits l, so the gradient of the first term is estimated t
   Biased (the decoder is trained on points inside the simplex, not on its corners), low variance;
   its training objective (with the categorical KL, as in Jang et al.) is not the ELBO of the
   discrete model, nor a bound on its likelihood.
-- straight-through (hard=True): the forward pass uses the exact one-hot of argmax(y), the backward
+- straight_through (hard=True): the forward pass uses the exact one-hot of argmax(y), the backward
   pass the gradient of the soft y: y_hard = (y - stop_gradient(y)) + one_hot(argmax y).
-- reinforce-loo: z drawn from Categorical(l) with ``sample()`` (the graph is cut), the encoder's
+- score_loo: z drawn from Categorical(l) with ``sample()`` (the graph is cut), the encoder's
   gradient the score function with a leave-one-out baseline over S draws per image,
 
       (1/S) sum_s (f(z_s) - b_s) grad log q(z_s | x),   b_s = mean of f(z_t), t != s,
@@ -68,12 +68,12 @@ import numpy as np
 import tinygrad_reparam.distributions as D
 from tinygrad_reparam import Tensor, no_grad
 from tinygrad_reparam.data import load_binarized_digits
-from tinygrad_reparam.estimators import leave_one_out, score_function_surrogate
+from tinygrad_reparam.estimators import SCORE_LOO, leave_one_out, score_function_surrogate
 from tinygrad_reparam.nn import MLP, Module
 from tinygrad_reparam.optim import Adam
 from tinygrad_reparam.vae import bernoulli_log_likelihood
 
-METHODS = ("relaxed", "straight-through", "reinforce-loo")
+METHODS = ("relaxed", "straight_through", SCORE_LOO)
 MIN_TEMPERATURE = 0.5
 
 
@@ -128,7 +128,7 @@ def gumbel_softmax_elbo(model: CategoricalVAE, x: np.ndarray, tau: float, hard: 
     return reconstruction.mean() - kl.mean()
 
 
-def reinforce_loo_elbo(model: CategoricalVAE, x: np.ndarray, samples: int,
+def score_loo_elbo(model: CategoricalVAE, x: np.ndarray, samples: int,
                        rng: np.random.Generator) -> Tensor:
     """The discrete ELBO; the encoder's gradient is REINFORCE with a leave-one-out baseline."""
     logits = model.posterior_logits(x)
@@ -148,9 +148,9 @@ def training_objective(method: str, model: CategoricalVAE, x: np.ndarray, tau: f
     """The objective of ``method`` on the batch x: its value to print, its gradient to follow."""
     if method == "relaxed":
         return gumbel_softmax_elbo(model, x, tau, hard=False, samples=samples, rng=rng)
-    if method == "straight-through":
+    if method == "straight_through":
         return gumbel_softmax_elbo(model, x, tau, hard=True, samples=samples, rng=rng)
-    return reinforce_loo_elbo(model, x, samples, rng)
+    return score_loo_elbo(model, x, samples, rng)
 
 
 # ---------------------------------------------------------------------------------------------

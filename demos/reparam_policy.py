@@ -16,19 +16,20 @@ The policy maximizes the maximum-entropy objective J = E_t E_a[ r(t, a) - alpha 
 The same policy (same initial weights, same targets, same noise, same number of reward
 evaluations per step: n_states targets x k actions) is trained with two gradient estimators:
 
-- reparam:   backpropagate through a = tanh(mu + sigma * eps) into the reward, and through the
-             log-density computed from u (``rsample_with_log_prob``): the pathwise gradient
+- pathwise:  backpropagate through a = tanh(mu + sigma * eps) into the reward, and through the
+             log-density computed from u (``rsample_with_log_prob``): the reparameterized gradient
              E_eps[ d/dtheta ( r(t, a_theta(eps)) - alpha log pi_theta(a_theta(eps) | t) ) ];
-- reinforce: a = pi.sample() cuts the graph; with R = r(t, a) - alpha log pi(a | t) treated as a
-             plain number, the score-function gradient E[ (R - b) grad log pi(a | t) ], where b is
-             the mean R of the other k - 1 actions at the same target (leave-one-out baseline,
-             Kool et al. 2019). (d/dtheta of -alpha log pi inside R adds -alpha E[grad log pi] = 0.)
+- score_loo: a = pi.sample() cuts the graph; with R = r(t, a) - alpha log pi(a | t) treated as a
+             plain number, the score-function (REINFORCE) gradient E[ (R - b) grad log pi(a | t) ],
+             where b is the mean R of the other k - 1 actions at the same target (leave-one-out
+             baseline, Kool et al. 2019). (d/dtheta of -alpha log pi inside R adds
+             -alpha E[grad log pi] = 0.)
 
 Both use the same Adam learning rate, 3e-3, the best of {1e-3, 3e-3, 1e-2} for each estimator
 (3 seeds, 1500 steps). Both estimators are unbiased, so given enough steps both approach the same
 policy; what differs is how many reward evaluations that takes. After 150 steps (--quick) REINFORCE
-is still 2 to 3 times farther from the targets (in E|a - t|^2) than reparam, after 1500 steps
-about 1.3 times, and its one-step gradient is about 8 times as noisy.
+is still 2 to 3 times farther from the targets (in E|a - t|^2) than the pathwise gradient, after
+1500 steps about 1.3 times, and its one-step gradient is about 8 times as noisy.
 
 It reports, over several seeds, the return E[r] of the stochastic policy before and after
 training (mean +- std over seeds), learning curves, and the variance of one step's gradient
@@ -49,11 +50,11 @@ import numpy as np
 
 from tinygrad_reparam import Tensor, no_grad
 from tinygrad_reparam.distributions.tanh_normal import TanhNormal
-from tinygrad_reparam.estimators import leave_one_out, score_function_surrogate
+from tinygrad_reparam.estimators import PATHWISE, SCORE_LOO, leave_one_out, score_function_surrogate
 from tinygrad_reparam.nn import MLP, Module
 from tinygrad_reparam.optim import Adam
 
-ESTIMATORS = ("reparam", "reinforce")
+ESTIMATORS = (PATHWISE, SCORE_LOO)
 LOG_SCALE_MIN, LOG_SCALE_MAX = -5.0, 2.0  # sigma(t) in [0.0067, 7.4], like SAC's clamp
 
 
@@ -87,18 +88,19 @@ class Policy(Module):
 
 # ---------------------------------------------------------------------------------------------
 # The two gradient estimators: each returns a scalar whose gradient estimates grad J
-def reparam_objective(policy: Policy, targets: np.ndarray, k: int, alpha: float,
+def pathwise_objective(policy: Policy, targets: np.ndarray, k: int, alpha: float,
                       rng: np.random.Generator) -> Tensor:
-    """Pathwise: the actions and their log-densities are functions of theta and of the noise."""
+    """The actions and their log-densities are functions of theta and of the noise."""
     pi = policy(targets)
     actions, log_pi = pi.rsample_with_log_prob((k,), rng)   # (k, n_states, dim) each
     soft_reward = reward(actions, targets) - alpha * log_pi.sum(axis=-1)
     return soft_reward.mean()
 
 
-def reinforce_objective(policy: Policy, targets: np.ndarray, k: int, alpha: float,
+def score_loo_objective(policy: Policy, targets: np.ndarray, k: int, alpha: float,
                         rng: np.random.Generator) -> Tensor:
-    """Score function: the actions are cut from the graph; only log pi(a | t) carries theta."""
+    """Score function, leave-one-out baseline: the actions are cut from the graph; only
+    log pi(a | t) carries theta."""
     pi = policy(targets)
     actions = pi.sample((k,), rng)                            # the cut: a stochastic node
     log_pi = pi.log_prob(actions).sum(axis=-1)                # (k, n_states), connected to theta
@@ -107,7 +109,7 @@ def reinforce_objective(policy: Policy, targets: np.ndarray, k: int, alpha: floa
     return score_function_surrogate(log_pi, soft_reward, baseline)
 
 
-OBJECTIVES = {"reparam": reparam_objective, "reinforce": reinforce_objective}
+OBJECTIVES = {PATHWISE: pathwise_objective, SCORE_LOO: score_loo_objective}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +166,7 @@ def gradient_variance(estimator: str, args, draws: int) -> float:
 def draw_figure(plt, steps: np.ndarray, curves: dict, policies: dict, args):
     """Learning curves; trained policies' actions for a few targets; the tanh correction."""
     figure, axes = plt.subplots(1, 3, figsize=(14, 4.3))
-    colors = {"reparam": "tab:blue", "reinforce": "tab:orange"}
+    colors = {PATHWISE: "tab:blue", SCORE_LOO: "tab:orange"}
 
     ax = axes[0]
     for name, runs in curves.items():
@@ -276,7 +278,7 @@ def main(argv=None) -> dict:
             "final_return_mean": float(final.mean()),
             "final_return_std": float(final.std()),
             "final_returns": [float(value) for value in final],
-            "grad_variance_ratio": variances[name] / variances["reparam"],
+            "grad_variance_ratio": variances[name] / variances[PATHWISE],
             "grad_variance": variances[name],
             "train_seconds": seconds[name],
             "curve_mean": [float(value) for value in curves[name].mean(axis=0)],
@@ -294,7 +296,7 @@ def main(argv=None) -> dict:
              results[name]["grad_variance_ratio"], results[name]["train_seconds"])
             for name in ESTIMATORS]
     common.print_table(["estimator", "initial return", f"final return (mean +- std, {args.seeds} seeds)",
-                        "grad variance / reparam", "train s"], rows)
+                        "grad variance / pathwise", "train s"], rows)
     print(f"(return = E[-|a - t|^2] of the stochastic policy on {args.eval_states} held-out targets; "
           f"gradient variance of one step's estimate at the initial weights, {args.variance_draws} draws)")
 

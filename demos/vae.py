@@ -1,22 +1,23 @@
 """The main demo: the same VAE trained with the reparameterized and the REINFORCE gradient.
 
 A VAE on real handwritten digits maximizes ELBO(x) = E_q[log p(x | z)] - KL(q(z | x) || p(z)).
-The encoder's gradient of the first term is estimated two ways, on the same data order and seed:
+The encoder's gradient of the first term is estimated three ways, on the same data order and seed:
 
-- reparam:               z = mu + sigma * eps, gradient through the sample (pathwise);
-- reinforce:             (log p(x|z) - b) grad log q(z|x), b a moving average (decay 0.9) of the
-                         batch's mean reconstruction term (score function with a baseline);
-- reinforce-nobaseline:  the plain score-function estimator, b = 0.
+- pathwise:          z = mu + sigma * eps, the gradient goes through the sample (the
+                     reparameterization trick);
+- score:             REINFORCE, (log p(x|z) - b) grad log q(z|x), with b a moving average
+                     (decay 0.9) of the batch's mean reconstruction term (a baseline);
+- score_nobaseline:  the plain score-function estimator, b = 0.
 
 At the end it reports, per estimator: the test ELBO (nats per image; the reconstruction term
 averaged over 100 draws per image, the KL analytic), the test IWAE bound with k = 1000, the
-variance of the encoder's gradient at one common parameter point (as a ratio to reparam), and
-the training time. The seed's claim, "without this, VAEs would not work in practice", becomes a
-number: the gap in test ELBO and a gradient variance orders of magnitude apart.
+variance of the encoder's gradient at one common parameter point (as a ratio to pathwise), and
+the training time. Whether the reparameterization trick matters in practice becomes a number:
+the gap in test ELBO, and gradient variances one to two orders of magnitude apart.
 
-    python demos/vae.py                      # all three estimators, 300 epochs (about a minute)
+    python demos/vae.py                      # all three estimators, 300 epochs (about half a minute)
     python demos/vae.py --quick              # a few epochs, seconds
-    python demos/vae.py --estimator reparam --epochs 50 --out demos/out --metrics-json m.json
+    python demos/vae.py --estimator pathwise --epochs 50 --out demos/out --metrics-json m.json
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ import time
 import numpy as np
 
 from tinygrad_reparam.data import load_binarized_digits, load_mnist
+from tinygrad_reparam.estimators import PATHWISE, SCORE
 from tinygrad_reparam.optim import Adam
 from tinygrad_reparam.vae import ESTIMATORS, VAE, gaussian_kl_to_standard_normal
 
@@ -104,7 +106,7 @@ def encoder_gradient_variance(model: VAE, x: np.ndarray, estimator: str, repeats
     ELBO, over ``repeats`` independent draws of the noise at the model's current parameters."""
     rng = np.random.default_rng([seed, 4])
     encoder_params = model.encoder.parameters()
-    if estimator == "reinforce":  # start the baseline where training would have it: at E[log p(x|z)]
+    if estimator == SCORE:  # start the baseline where training would have it: at E[log p(x|z)]
         reference = model.evaluate_elbo(x, rng, samples=20) + _kl(model, x)
         model.baseline.value = float(reference.mean())
     samples = []
@@ -124,7 +126,7 @@ def _kl(model: VAE, x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # Output
 def print_table(results: dict) -> None:
-    print("\n| estimator | test ELBO | test IWAE (k={k}) | encoder grad variance / reparam | train s |"
+    print("\n| estimator | test ELBO | test IWAE (k={k}) | encoder grad variance / pathwise | train s |"
           .format(k=results["config"]["iwae_k"]))
     print("|---|---|---|---|---|")
     for name in ESTIMATORS:
@@ -138,7 +140,7 @@ def draw_figure(plt, models: dict, curves: dict, x_test: np.ndarray, labels: np.
     """Training curves, test images and reconstructions, prior samples, and the test set's
     posterior means projected to 2-D (principal components) coloured by digit."""
     side = int(round(np.sqrt(x_test.shape[1])))
-    best = models.get("reparam") or next(iter(models.values()))
+    best = models.get(PATHWISE) or next(iter(models.values()))
     figure = plt.figure(figsize=(13, 8.5))
     grid = figure.add_gridspec(2, 3)
 
@@ -147,7 +149,7 @@ def draw_figure(plt, models: dict, curves: dict, x_test: np.ndarray, labels: np.
         ax.plot(np.arange(1, len(curve) + 1), curve, label=name)
     ax.set_xlabel("epoch")
     ax.set_ylabel("train ELBO (nats per image)")
-    ax.set_title("Training: pathwise (reparam) against score-function (REINFORCE) gradients")
+    ax.set_title("Training: pathwise (reparameterized) against score-function (REINFORCE) gradients")
     ax.legend()
     low = min(min(curve) for curve in curves.values())
     ax.set_ylim(max(low, -60), None)
@@ -164,7 +166,7 @@ def draw_figure(plt, models: dict, curves: dict, x_test: np.ndarray, labels: np.
     ax.set_title("samples from the prior (pixel probabilities)", fontsize=9)
     ax.axis("off")
 
-    for column, name in enumerate([n for n in ("reparam", "reinforce") if n in models][:2], start=1):
+    for column, name in enumerate([n for n in (PATHWISE, SCORE) if n in models][:2], start=1):
         ax = figure.add_subplot(grid[1, column])
         mu, _ = models[name].encode(x_test)
         means = mu.data - mu.data.mean(axis=0)
@@ -216,15 +218,15 @@ def main(argv=None) -> dict:
                               "grad_variance_ratio": None, "train_seconds": seconds,
                               "train_elbo_curve": curve}
 
-    # Gradient variance of every estimator at ONE parameter point: the trained reparam model if
+    # Gradient variance of every estimator at ONE parameter point: the trained pathwise model if
     # there is one (else the first trained model), on the first batch of the training set.
-    point = "reparam" if "reparam" in models else estimators[0]
+    point = PATHWISE if PATHWISE in models else estimators[0]
     probe = models[point]
     batch = x_train[: args.batch_size]
     variances = {name: encoder_gradient_variance(probe, batch, name, args.variance_repeats, args.seed)
                  for name in ESTIMATORS}
     for name in estimators:
-        results[name]["grad_variance_ratio"] = variances[name] / variances["reparam"]
+        results[name]["grad_variance_ratio"] = variances[name] / variances[PATHWISE]
 
     results["config"] = {"dataset": args.dataset, "epochs": args.epochs, "batch_size": args.batch_size,
                          "lr": args.lr, "hidden": args.hidden, "z_dim": args.z_dim, "seed": args.seed,

@@ -129,8 +129,17 @@ def test_initial_sigma_and_inverse_softplus():
     assert Tensor(inverse_softplus(2.5)).softplus().item() == pytest.approx(2.5, rel=1e-12)
 
 
+@pytest.mark.parametrize("sigma", [1e-300, 1e-8, 0.01, 1.0, 40.0, 1e3, 1e300])
+def test_inverse_softplus_is_finite_and_exact_from_tiny_to_huge_sigma(sigma):
+    """log(e^sigma - 1) written as sigma + log(1 - e^-sigma): no overflow for a large sigma
+    (e^1000 is not a float), full precision for a small one (softplus(rho) = e^rho there)."""
+    rho = inverse_softplus(sigma)
+    assert math.isfinite(rho)
+    assert Tensor(rho).softplus().item() == pytest.approx(sigma, rel=1e-13)
+
+
 def test_bad_arguments_are_named():
-    with pytest.raises(ValueError, match="prior_sigma must be a positive"):
+    with pytest.raises(ValueError, match=r"BayesianLinear: prior_sigma must be in \(0, inf\), got 0\.0"):
         BayesianLinear(2, 3, prior_sigma=0.0)
     with pytest.raises(ValueError, match="out_features must be a positive integer"):
         BayesianLinear(2, 0)
@@ -138,3 +147,5 @@ def test_bad_arguments_are_named():
         BayesianLinear(2, 3, rng=np.random.default_rng(0))(np.zeros((4, 3)))
     with pytest.raises(ValueError, match="unknown activation"):
         BayesianMLP([1, 2, 1], activation="swish")
+    with pytest.raises(ValueError, match=r"BayesianMLP: sizes\[1\] must be a positive integer, got 0"):
+        BayesianMLP([1, 0, 1])

@@ -112,7 +112,7 @@ def quick_runs(tmp_path_factory):
     return results
 
 
-def test_quick_run_reports_its_metrics_and_figure(quick_runs):
+def test_quick_run_reports_its_metrics_and_figure(quick_runs, assert_figure):
     metrics, stdout, folder = quick_runs[0]
     for key in ("energy_distance_model", "energy_distance_gaussian", "energy_distance_fresh_data",
                 "first_loss", "final_loss", "train_seconds"):
@@ -120,7 +120,7 @@ def test_quick_run_reports_its_metrics_and_figure(quick_runs):
     for key in ("steps", "schedule", "train_steps", "batch_size", "hidden", "lr", "eval_size", "seed"):
         assert key in metrics["config"], key
     assert "| DDPM samples |" in stdout and "noise floor" in stdout
-    assert os.path.exists(os.path.join(folder, "diffusion_2d.png"))
+    assert_figure(os.path.join(folder, "diffusion_2d.png"), stdout)
 
 
 def test_quick_run_samples_look_like_two_moons_not_like_noise(quick_runs):

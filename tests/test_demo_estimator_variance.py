@@ -18,7 +18,7 @@ from tinygrad_reparam.estimators import MovingAverageBaseline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO = os.path.join(REPO, "demos", "estimator_variance.py")
-ESTIMATORS = ("pathwise", "score", "score_moving_average", "score_loo")
+ESTIMATORS = ("pathwise", "score_nobaseline", "score", "score_loo")  # "score": moving-average baseline
 SCORE_VARIANTS = ESTIMATORS[1:]
 
 
@@ -39,9 +39,10 @@ def quick_run(tmp_path_factory):
 
 def test_x_squared_variances_match_the_closed_forms(quick_run):
     check = quick_run[0]["x_squared_at_mu_sigma_1"]
-    # the numbers for f = x^2 at mu = sigma = 1 (per draw)
+    # the closed forms for f = x^2 at mu = sigma = 1 (per draw), as in the estimators module's table
     assert (check["pathwise"]["mu"]["closed_form"], check["pathwise"]["sigma"]["closed_form"]) == (4, 12)
-    assert (check["score"]["mu"]["closed_form"], check["score"]["sigma"]["closed_form"]) == (30, 136)
+    assert (check["score_nobaseline"]["mu"]["closed_form"],
+            check["score_nobaseline"]["sigma"]["closed_form"]) == (30, 136)
     assert check["score_ideal_baseline_closed_form"] == {"mu": 18, "sigma": 96}
     # Within 4 standard errors, and sharp enough to tell the formulas apart: a term too many or
     # too few (30 against 18, 136 against 96, 18 against 21.3) moves a variance by over 15%.
@@ -106,9 +107,9 @@ def test_moving_average_replay_is_the_package_baseline_read_before_update(monkey
     np.testing.assert_array_equal(replayed, expected)
 
 
-def test_same_seed_same_metrics_and_the_figure_and_table(quick_run):
+def test_same_seed_same_metrics_and_the_figure_and_table(quick_run, assert_figure):
     _, text, stdout, folder = quick_run
     again, _ = run_demo(folder)
     assert again == text
     assert "| (x - k)^2, k = 0 | pathwise |" in stdout
-    assert (folder / "estimator_variance.png").stat().st_size > 10_000
+    assert_figure(folder / "estimator_variance.png", stdout, min_bytes=10_000)

@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "demos" / "reparam_policy.py"
-ESTIMATORS = ("reparam", "reinforce")
+ESTIMATORS = ("pathwise", "score_loo")
 
 
 def run_quick(folder: Path, seed: int) -> tuple:
@@ -36,7 +36,7 @@ def without_timings(metrics: dict) -> dict:
             for name, entry in metrics.items()}
 
 
-def test_quick_demo_writes_the_documented_metrics(quick_run):
+def test_quick_demo_writes_the_documented_metrics(quick_run, assert_figure):
     metrics, stdout, _ = quick_run
     seeds = metrics["config"]["seeds"]
     assert seeds == 3
@@ -52,14 +52,14 @@ def test_quick_demo_writes_the_documented_metrics(quick_run):
     assert metrics["curve_steps"][0] == 0 and metrics["curve_steps"][-1] == metrics["config"]["steps"]
     for key in ("seed", "steps", "dim", "alpha", "lr", "reward_evaluations_per_step"):
         assert key in metrics["config"]
-    assert "| reparam |" in stdout and "| reinforce |" in stdout
-    assert (Path(quick_run[2]) / "reparam_policy.png").exists()
+    assert "| pathwise |" in stdout and "| score_loo |" in stdout
+    assert_figure(Path(quick_run[2]) / "reparam_policy.png", stdout)
 
 
 def test_both_estimators_start_from_the_same_policy_and_improve_on_it(quick_run):
     metrics, _, _ = quick_run
-    initial = metrics["reparam"]["initial_return_mean"]
-    assert metrics["reinforce"]["initial_return_mean"] == initial   # same weights, same evaluation
+    initial = metrics["pathwise"]["initial_return_mean"]
+    assert metrics["score_loo"]["initial_return_mean"] == initial   # same weights, same evaluation
     assert initial < -3.0                                            # sigma ~ 1 in 8 dimensions
     for name in ESTIMATORS:
         # every run cuts the squared distance to the target at least fivefold (about 5.8 -> < 0.3)
@@ -70,13 +70,13 @@ def test_both_estimators_start_from_the_same_policy_and_improve_on_it(quick_run)
 
 def test_the_reparameterized_gradient_beats_reinforce(quick_run):
     metrics, _, _ = quick_run
-    reparam, reinforce = metrics["reparam"], metrics["reinforce"]
-    # every reparam run ends closer to its targets than every REINFORCE run (about 0.08 vs 0.15-0.29)
-    assert min(reparam["final_returns"]) > max(reinforce["final_returns"])
-    assert -reinforce["final_return_mean"] > 1.5 * -reparam["final_return_mean"]
+    pathwise, score_loo = metrics["pathwise"], metrics["score_loo"]
+    # every pathwise run ends closer to its targets than every REINFORCE run (about 0.08 vs 0.15-0.29)
+    assert min(pathwise["final_returns"]) > max(score_loo["final_returns"])
+    assert -score_loo["final_return_mean"] > 1.5 * -pathwise["final_return_mean"]
     # ...because the pathwise gradient is far less noisy at the same number of reward evaluations
-    assert reparam["grad_variance_ratio"] == 1.0
-    assert reinforce["grad_variance_ratio"] > 3.0
+    assert pathwise["grad_variance_ratio"] == 1.0
+    assert score_loo["grad_variance_ratio"] > 3.0
 
 
 def test_same_seed_same_numbers_and_another_seed_tells_the_same_story(quick_run):
@@ -84,5 +84,5 @@ def test_same_seed_same_numbers_and_another_seed_tells_the_same_story(quick_run)
     again, _ = run_quick(folder, seed=0)
     assert without_timings(again) == without_timings(metrics)
     other, _ = run_quick(folder, seed=1)
-    assert other["reparam"]["final_returns"] != metrics["reparam"]["final_returns"]
-    assert min(other["reparam"]["final_returns"]) > max(other["reinforce"]["final_returns"])
+    assert other["pathwise"]["final_returns"] != metrics["pathwise"]["final_returns"]
+    assert min(other["pathwise"]["final_returns"]) > max(other["score_loo"]["final_returns"])

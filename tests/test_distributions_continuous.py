@@ -7,6 +7,7 @@ KL closed forms by quadrature and by Monte Carlo, and the pathwise gradients dz/
 dz/dscale = eps by hypothesis. All randomness uses fixed seeds.
 """
 import contextlib
+import inspect
 import math
 import warnings
 
@@ -14,7 +15,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from tinygrad_reparam import Tensor, gradcheck
 from tinygrad_reparam.distributions.gumbel import Gumbel
@@ -23,7 +23,9 @@ from tinygrad_reparam.distributions.laplace import Laplace
 from tinygrad_reparam.distributions.logistic import Logistic
 from tinygrad_reparam.distributions.lognormal import LogNormal
 from tinygrad_reparam.distributions.normal import Normal
+from tinygrad_reparam.distributions.tanh_normal import TanhNormal
 from tinygrad_reparam.distributions.uniform import Uniform
+from tinygrad_reparam.testing import broadcastable_shapes, float_arrays, positive_scales
 
 EULER_GAMMA = 0.57721566490153286  # written out here, not imported from the library
 N_LAW = 20_000
@@ -133,23 +135,18 @@ def no_warnings():
 
 
 # --- pathwise gradients (hypothesis) -------------------------------------------------------------
-broadcast_pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=3)
-
-
-def arrays(shape, low, high):
-    return hnp.arrays(np.float64, shape, elements=st.floats(low, high, allow_nan=False,
-                                                             allow_infinity=False, allow_subnormal=False))
+broadcast_pairs = broadcastable_shapes(num_shapes=2, max_dims=2, max_side=3)  # (shape, shape)
 
 
 @settings(max_examples=30)
 @given(family=st.sampled_from(LOCATION_SCALE), shapes=broadcast_pairs, n=st.integers(1, 4),
        seed=st.integers(0, 2**32 - 1), data=st.data())
 def test_location_scale_dz_dloc_is_one_and_dz_dscale_is_eps(family, shapes, n, seed, data):
-    loc_shape, scale_shape = shapes.input_shapes
-    loc = Tensor(data.draw(arrays(loc_shape, -5.0, 5.0)), requires_grad=True)
-    scale = Tensor(data.draw(arrays(scale_shape, 0.1, 5.0)), requires_grad=True)
+    loc_shape, scale_shape = shapes
+    loc = Tensor(data.draw(float_arrays(loc_shape, low=-5.0, high=5.0)), requires_grad=True)
+    scale = Tensor(data.draw(positive_scales(scale_shape, low=0.1, high=5.0)), requires_grad=True)
     z = family(loc, scale).rsample((n,), rng=np.random.default_rng(seed))
-    assert z.shape == (n,) + shapes.result_shape
+    assert z.shape == (n,) + np.broadcast_shapes(loc_shape, scale_shape)
     eps = (z.data - loc.data) / scale.data  # the standardized noise that produced z
 
     # d sum(z) / d loc counts the copies of each loc; d sum(z) / d scale sums eps over them
@@ -169,9 +166,9 @@ def test_location_scale_dz_dloc_is_one_and_dz_dscale_is_eps(family, shapes, n, s
 @settings(max_examples=20)
 @given(shapes=broadcast_pairs, n=st.integers(1, 4), seed=st.integers(0, 2**32 - 1), data=st.data())
 def test_lognormal_dz_dloc_is_z_and_dz_dscale_is_z_eps(shapes, n, seed, data):
-    loc_shape, scale_shape = shapes.input_shapes
-    loc = Tensor(data.draw(arrays(loc_shape, -2.0, 2.0)), requires_grad=True)
-    scale = Tensor(data.draw(arrays(scale_shape, 0.1, 1.0)), requires_grad=True)
+    loc_shape, scale_shape = shapes
+    loc = Tensor(data.draw(float_arrays(loc_shape, low=-2.0, high=2.0)), requires_grad=True)
+    scale = Tensor(data.draw(positive_scales(scale_shape, low=0.1, high=1.0)), requires_grad=True)
     z = LogNormal(loc, scale).rsample((n,), rng=np.random.default_rng(seed))
     eps = (np.log(z.data) - loc.data) / scale.data
     w = np.random.default_rng(seed + 1).standard_normal(z.shape)
@@ -184,9 +181,9 @@ def test_lognormal_dz_dloc_is_z_and_dz_dscale_is_z_eps(shapes, n, seed, data):
 @settings(max_examples=20)
 @given(shapes=broadcast_pairs, n=st.integers(1, 4), seed=st.integers(0, 2**32 - 1), data=st.data())
 def test_uniform_dz_dlow_is_one_minus_u_and_dz_dhigh_is_u(shapes, n, seed, data):
-    low_shape, width_shape = shapes.input_shapes
-    low_data = data.draw(arrays(low_shape, -5.0, 5.0))
-    high_data = low_data + data.draw(arrays(width_shape, 0.1, 5.0))  # broadcast shape
+    low_shape, width_shape = shapes
+    low_data = data.draw(float_arrays(low_shape, low=-5.0, high=5.0))
+    high_data = low_data + data.draw(positive_scales(width_shape, low=0.1, high=5.0))  # broadcast shape
     low = Tensor(low_data, requires_grad=True)
     high = Tensor(high_data, requires_grad=True)
     z = Uniform(low, high).rsample((n,), rng=np.random.default_rng(seed))
@@ -415,6 +412,21 @@ def test_uniform_needs_low_below_high(low, high):
 def test_uniform_needs_finite_bounds(low, high):
     with pytest.raises(ValueError, match=r"Uniform: parameter (low|high) must be finite"):
         Uniform(low, high)
+
+
+@pytest.mark.parametrize("family", ALL_FAMILIES + [TanhNormal], ids=lambda f: f.__name__)
+def test_arg_constraints_cover_the_constructor_and_drive_the_message(family):
+    names = [name for name in inspect.signature(family).parameters if name != "validate_args"]
+    assert list(family.arg_constraints) == names
+    for position, name in enumerate(names):
+        constraint = family.arg_constraints[name]
+        arguments = [np.array([-1.0, -0.5]), np.array([2.0, 2.5])]  # valid for every family here
+        arguments[position] = np.array([arguments[position][0], np.nan])  # NaN breaks every rule here
+        with pytest.raises(ValueError) as error:
+            family(*arguments)
+        assert str(error.value) == (f"{family.__name__}: parameter {name} must be {constraint.description}; "
+                                    f"got 1 bad value: [nan]")
+        family(*arguments, validate_args=False)  # the way around the check, at the caller's risk
 
 
 def test_lognormal_log_prob_is_minus_inf_at_and_below_zero_without_warnings():

@@ -3,9 +3,12 @@ Concrete) and RelaxedOneHotCategorical (Concrete / Gumbel-Softmax), with their K
 
 Exact values at the edges (log 0 = -inf, 0 log 0 = 0, no NaN, no warnings), chi-square tests of
 the samplers and of the Gumbel-max trick (with a check that wrong logits fail the same test),
-densities that integrate to 1, straight-through gradients, gradcheck, and the error messages.
+densities that integrate to 1, straight-through gradients, gradcheck, and the error messages:
+that the relaxations draw the Gumbel and Logistic families' own noise, that each family's
+``arg_constraints`` table drives its parameter checks, and that log_prob names misfit shapes.
 """
 import contextlib
+import inspect
 import math
 import warnings
 
@@ -15,7 +18,9 @@ import pytest
 from tinygrad_reparam import Tensor, gradcheck
 from tinygrad_reparam.distributions.bernoulli import Bernoulli
 from tinygrad_reparam.distributions.categorical import Categorical
+from tinygrad_reparam.distributions.gumbel import Gumbel
 from tinygrad_reparam.distributions.kl import kl_divergence
+from tinygrad_reparam.distributions.logistic import Logistic
 from tinygrad_reparam.distributions.relaxed_bernoulli import RelaxedBernoulli
 from tinygrad_reparam.distributions.relaxed_categorical import RelaxedOneHotCategorical
 from tinygrad_reparam.random import uniform_open
@@ -674,3 +679,79 @@ def test_float32_parameters_give_float32_samples_and_log_probs(build):
     d = build()
     s = d.sample((3,), rng=np.random.default_rng(0))
     assert s.dtype == np.float32 and d.log_prob(s).dtype == np.float32
+
+
+# =================================================================================================
+# One noise, one validation routine, one shape check
+def test_concrete_noise_is_the_gumbel_and_logistic_families_standard_noise():
+    """Gumbel-Softmax is Gumbel(0, 1) noise plus a softmax, the Binary Concrete Logistic(0, 1)
+    noise plus a sigmoid, and a Bernoulli draw the same logistic noise plus a step: on the same
+    seed each equals the formula written with the standard family's own draw."""
+    logits, tau = np.array([[0.3, -1.0, 2.0], [0.0, 0.5, 0.1]]), 0.7
+    g = Gumbel(0.0, 1.0).rsample((4, 2, 3), rng=np.random.default_rng(20)).data
+    y = RelaxedOneHotCategorical(tau, logits=logits).rsample((4,), rng=np.random.default_rng(20)).data
+    scaled = (logits + g) / tau
+    expected = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(y, expected / expected.sum(axis=-1, keepdims=True), rtol=1e-13)
+
+    binary_logits = np.array([0.3, -1.2, 4.0])
+    noise = Logistic(0.0, 1.0).rsample((50, 3), rng=np.random.default_rng(21)).data
+    x = RelaxedBernoulli(tau, logits=binary_logits).rsample_logit((50,), rng=np.random.default_rng(21)).data
+    np.testing.assert_array_equal(x, (binary_logits + noise) / tau)
+    z = Bernoulli(logits=binary_logits).sample((50,), rng=np.random.default_rng(21)).data
+    np.testing.assert_array_equal(z, (binary_logits + noise > 0).astype(float))
+    np.testing.assert_array_equal(z, (x > 0).astype(float))  # the relaxation rounds to this draw
+
+
+def test_categorical_log_prob_of_a_value_that_does_not_broadcast_names_the_shapes():
+    d = Categorical(probs=np.full((2, 3), 1 / 3))
+    with pytest.raises(ValueError, match=r"^Categorical\.log_prob: value of shape \(4,\) cannot be broadcast "
+                                         r"with the batch shape \(2,\)$"):
+        d.log_prob(np.zeros(4))
+    assert d.log_prob(np.zeros((4, 1))).shape == (4, 2)  # sample dimensions in front broadcast
+    relaxed = RelaxedOneHotCategorical(0.5, probs=np.full((2, 3), 1 / 3))
+    with pytest.raises(ValueError, match=r"value of shape \(2, 2\) .*batch shape \(2,\) and event shape \(3,\)"):
+        relaxed.log_prob(np.full((2, 2), 0.5))  # the category axis must match exactly, not broadcast
+    with pytest.raises(ValueError, match=r"RelaxedBernoulli\.log_prob_logit: value of shape \(3,\)"):
+        RelaxedBernoulli(0.5, probs=[0.3, 0.6]).log_prob_logit(np.zeros(3))
+
+
+DISCRETE_BUILDERS = {  # family -> build(parameter name, values, **options), valid values elsewhere
+    Bernoulli: lambda name, v, **options: Bernoulli(**{name: v}, **options),
+    Categorical: lambda name, v, **options: Categorical(**{name: v}, **options),
+    RelaxedBernoulli: lambda name, v, **options: (
+        RelaxedBernoulli(v, probs=0.5, **options) if name == "temperature"
+        else RelaxedBernoulli(0.5, **{name: v}, **options)),
+    RelaxedOneHotCategorical: lambda name, v, **options: (
+        RelaxedOneHotCategorical(v, probs=[0.5, 0.5], **options) if name == "temperature"
+        else RelaxedOneHotCategorical(0.5, **{name: v}, **options)),
+}
+BREAKS_THE_RULE = {  # one value per (family, parameter) that its arg_constraints entry rejects
+    (Bernoulli, "probs"): [0.5, 1.5], (Bernoulli, "logits"): [0.0, np.nan],
+    (Categorical, "probs"): [-0.5, 1.5], (Categorical, "logits"): [np.inf, 0.0],
+    (RelaxedBernoulli, "temperature"): [1.0, 0.0], (RelaxedBernoulli, "probs"): [0.5, 1.0],
+    (RelaxedBernoulli, "logits"): [0.0, -np.inf],
+    (RelaxedOneHotCategorical, "temperature"): [1.0, -1.0], (RelaxedOneHotCategorical, "probs"): [0.0, 1.0],
+    (RelaxedOneHotCategorical, "logits"): [0.0, np.nan],
+}
+
+
+@pytest.mark.parametrize("family, name", list(BREAKS_THE_RULE), ids=lambda x: getattr(x, "__name__", x))
+def test_arg_constraints_table_drives_the_check_and_its_message(family, name):
+    values = np.array(BREAKS_THE_RULE[(family, name)])
+    constraint = family.arg_constraints[name]
+    bad = values[~constraint.test(values)]
+    assert bad.size == 1
+    with pytest.raises(ValueError) as error:
+        DISCRETE_BUILDERS[family](name, values)
+    shown = np.array2string(bad, precision=6, separator=", ")
+    assert str(error.value) == (f"{family.__name__}: parameter {name} must be {constraint.description}; "
+                                f"got 1 bad value: {shown}")
+    # validate_args=False is the way around the check (at the caller's risk)
+    DISCRETE_BUILDERS[family](name, values, validate_args=False)
+
+
+@pytest.mark.parametrize("family", list(DISCRETE_BUILDERS), ids=lambda f: f.__name__)
+def test_every_constructor_parameter_has_a_constraint(family):
+    taken = set(inspect.signature(family).parameters) - {"validate_args", "hard"}
+    assert set(family.arg_constraints) == taken

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import tinygrad_reparam.distributions as D
 from tinygrad_reparam import Tensor
 from tinygrad_reparam.estimators import (
-    ESTIMATORS, GradientStats, MovingAverageBaseline, compare_estimators, estimate_gradient,
+    ESTIMATORS, PATHWISE, SCORE, SCORE_LOO, SCORE_NOBASELINE, GradientStats, MovingAverageBaseline, compare_estimators, estimate_gradient,
     gradient_samples, leave_one_out, magic_box, score_function_surrogate,
 )
 from tinygrad_reparam.testing import float_arrays
@@ -48,7 +48,8 @@ def closed_form_variances(mu, sigma):
     With x = mu + sigma eps, E eps^2 = 1, E eps^4 = 3, E eps^6 = 15, E eps^8 = 105:
     pathwise:  d/dmu = 2x                        -> Var = 4 sigma^2
                d/dsigma = 2 x eps                -> Var = 4 mu^2 + 8 sigma^2
-    score:     x^2 * eps / sigma                 -> Var = mu^4/sigma^2 + 14 mu^2 + 15 sigma^2
+    score, no baseline:
+               x^2 * eps / sigma                 -> Var = mu^4/sigma^2 + 14 mu^2 + 15 sigma^2
                x^2 * (eps^2 - 1) / sigma         -> Var = 2 mu^4/sigma^2 + 60 mu^2 + 74 sigma^2
     score with the constant baseline b = E[x^2] = mu^2 + sigma^2, using x^2 - b =
     2 mu sigma eps + sigma^2 (eps^2 - 1):
@@ -59,7 +60,7 @@ def closed_form_variances(mu, sigma):
     m2, s2 = mu ** 2, sigma ** 2
     return {
         "pathwise": (4 * s2, 4 * m2 + 8 * s2),
-        "score": (m2 ** 2 / s2 + 14 * m2 + 15 * s2, 2 * m2 ** 2 / s2 + 60 * m2 + 74 * s2),
+        "score_nobaseline": (m2 ** 2 / s2 + 14 * m2 + 15 * s2, 2 * m2 ** 2 / s2 + 60 * m2 + 74 * s2),
         "score_ideal_baseline": (8 * m2 + 10 * s2, 40 * m2 + 56 * s2),
     }
 
@@ -168,20 +169,46 @@ def test_estimates_for_a_vector_latent_are_unbiased(estimator, n_samples):
 
 
 # --- closed-form variances for f = x^2 ------------------------------------------------------------
-def test_closed_forms_give_the_issue_numbers_at_mu_sigma_1():
-    forms = closed_form_variances(1.0, 1.0)
-    assert forms["pathwise"] == (4, 12)
-    assert forms["score"] == (30, 136)
-    assert forms["score_ideal_baseline"] == (18, 96)
+def exact_moments_of_one_draw(mu, sigma, estimator):
+    """Mean and variance of the library's one-draw estimate of (d/dmu, d/dsigma) E[x^2], with no
+    Monte Carlo noise: the estimate is a polynomial in eps of degree at most 4, so Gauss-Hermite
+    quadrature with 12 nodes integrates it and its square against N(0, 1) exactly."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(12)  # weight function e^(-eps^2 / 2)
+    weights = weights / weights.sum()
+    estimates = []
+    for eps in nodes:
+        m, s = normal_params(mu, sigma)
+        if estimator == "pathwise":
+            square(m + s * eps).backward()  # rsample's z = mu + sigma * eps, at this eps
+        else:
+            baseline = mu ** 2 + sigma ** 2 if estimator == "score_ideal_baseline" else None
+            z = mu + sigma * eps
+            score_function_surrogate(D.Normal(m, s).log_prob(z), z ** 2, baseline).backward()
+        estimates.append([m.grad, s.grad])
+    estimates = np.array(estimates, dtype=np.float64)
+    mean = weights @ estimates
+    return mean, weights @ (estimates - mean) ** 2
 
 
 @pytest.mark.parametrize("mu, sigma", [(1.0, 1.0), (-0.5, 2.0), (1.5, 0.6)])
-@pytest.mark.parametrize("estimator", ["pathwise", "score", "score_ideal_baseline"])
+@pytest.mark.parametrize("estimator", ["pathwise", "score_nobaseline", "score_ideal_baseline"])
+def test_closed_forms_are_the_exact_variances_of_the_library_estimates(mu, sigma, estimator):
+    mean, variance = exact_moments_of_one_draw(mu, sigma, estimator)
+    np.testing.assert_allclose(mean, [2 * mu, 2 * sigma], rtol=1e-12)  # unbiased, exactly
+    np.testing.assert_allclose(variance, closed_form_variances(mu, sigma)[estimator], rtol=1e-10)
+    if (mu, sigma) == (1.0, 1.0):  # the numbers of the module docstring's table
+        expected = {"pathwise": (4, 12), "score_nobaseline": (30, 136), "score_ideal_baseline": (18, 96)}
+        np.testing.assert_allclose(variance, expected[estimator], rtol=1e-10)
+
+
+@pytest.mark.parametrize("mu, sigma", [(1.0, 1.0), (-0.5, 2.0), (1.5, 0.6)])
+@pytest.mark.parametrize("estimator", ["pathwise", "score_nobaseline", "score_ideal_baseline"])
 def test_measured_variances_match_closed_forms(mu, sigma, estimator):
     # N = 200,000 single-sample estimates. The meter's variance_std_error (from the fourth
     # moment) is at most a few percent here, so 4 standard errors separate the right closed form
     # from formulas that differ by a term (e.g. 14 mu^2 instead of 18 mu^2).
-    name, baseline = ("score", mu ** 2 + sigma ** 2) if estimator == "score_ideal_baseline" else (estimator, None)
+    name, baseline = {"pathwise": ("pathwise", None), "score_nobaseline": ("score", None),
+                      "score_ideal_baseline": ("score", mu ** 2 + sigma ** 2)}[estimator]
     stats = gradient_samples(D.Normal, square, normal_params(mu, sigma), name, repeats=200_000,
                              baseline=baseline, exact=[2 * mu, 2 * sigma], rng=np.random.default_rng(5))
     for s, expected in zip(stats, closed_form_variances(mu, sigma)[estimator]):
@@ -194,11 +221,11 @@ def test_measured_variances_match_closed_forms(mu, sigma, estimator):
 def test_leave_one_out_is_unbiased_and_lowers_the_variance():
     # 8 draws per estimate: without a baseline the variance is (30/8, 136/8) = (3.75, 17);
     # leave-one-out brings it to (2.43, 12.29), close to the ideal constant baseline's (18/8, 96/8).
-    results = compare_estimators(D.Normal, square, normal_params(), estimators=("score", "score_loo"),
+    results = compare_estimators(D.Normal, square, normal_params(), estimators=("score_nobaseline", "score_loo"),
                                  n_samples=8, repeats=50_000, exact=[2.0, 2.0],
                                  rng=np.random.default_rng(6))
-    plain_closed_form = [v / 8 for v in closed_form_variances(1, 1)["score"]]
-    for plain, loo, plain_form, loo_form in zip(results["score"], results["score_loo"],
+    plain_closed_form = [v / 8 for v in closed_form_variances(1, 1)["score_nobaseline"]]
+    for plain, loo, plain_form, loo_form in zip(results["score_nobaseline"], results["score_loo"],
                                                 plain_closed_form, LOO_VARIANCE_N8):
         assert_unbiased(loo, 2.0)
         assert_unbiased(plain, 2.0)
@@ -222,7 +249,7 @@ def test_meter_detects_a_baseline_that_includes_the_sample_itself():
 def test_constant_baseline_keeps_the_estimate_unbiased_even_when_far_off():
     stats = gradient_samples(D.Normal, square, normal_params(), "score", repeats=50_000,
                              baseline=25.0, exact=[2.0, 2.0], rng=np.random.default_rng(8))
-    for s, no_baseline in zip(stats, closed_form_variances(1, 1)["score"]):
+    for s, no_baseline in zip(stats, closed_form_variances(1, 1)["score_nobaseline"]):
         assert_unbiased(s, 2.0)
         assert s.variance > no_baseline            # a bad baseline is unbiased but noisier
 
@@ -271,7 +298,7 @@ def test_moving_average_baseline_rejects_decay_outside_0_1(decay):
 
 @pytest.mark.parametrize("decay", ["0.9", True, None])
 def test_moving_average_baseline_rejects_non_numbers(decay):
-    with pytest.raises(TypeError, match="decay"):
+    with pytest.raises(ValueError, match=r"decay must be a number in \[0, 1\)"):
         MovingAverageBaseline(decay)
 
 
@@ -435,7 +462,26 @@ def test_meter_argument_errors():
         gradient_samples(D.Normal, square, params, "pathwise", repeats=1)
     with pytest.raises(ValueError, match="one gradient per parameter"):
         gradient_samples(D.Normal, square, params, "pathwise", repeats=10, exact=[2.0])
-    assert set(ESTIMATORS) == {"pathwise", "score", "score_loo"}
+    with pytest.raises(ValueError, match="baseline applies to the 'score' estimator only, not 'score_nobaseline'"):
+        estimate_gradient(D.Normal, square, params, "score_nobaseline", baseline=1.0)
+
+
+def test_one_vocabulary_of_estimator_names():
+    """The meter, the VAE and the demos name the estimators with the same constants."""
+    from tinygrad_reparam import vae
+    assert (PATHWISE, SCORE, SCORE_NOBASELINE, SCORE_LOO) == ("pathwise", "score", "score_nobaseline", "score_loo")
+    assert ESTIMATORS == (PATHWISE, SCORE, SCORE_NOBASELINE, SCORE_LOO)
+    assert vae.ESTIMATORS == (PATHWISE, SCORE, SCORE_NOBASELINE)
+
+
+def test_score_nobaseline_is_score_without_a_baseline():
+    rng = lambda: np.random.default_rng(16)
+    plain = estimate_gradient(D.Normal, square, normal_params(), "score", n_samples=5, rng=rng())
+    named = estimate_gradient(D.Normal, square, normal_params(), "score_nobaseline", n_samples=5, rng=rng())
+    with_b = estimate_gradient(D.Normal, square, normal_params(), "score", n_samples=5, baseline=2.0, rng=rng())
+    for a, b, c in zip(plain, named, with_b):
+        np.testing.assert_array_equal(a, b)
+        assert not np.allclose(a, c)
 
 
 # --- a discrete variable: score function only ---------------------------------------------------
@@ -443,15 +489,12 @@ def test_meter_argument_errors():
 @settings(max_examples=5)
 @given(p=st.floats(0.05, 0.95), k=st.floats(-1, 2))
 def test_score_function_with_a_bernoulli_is_unbiased(estimator, n_samples, p, k):
-    bernoulli = pytest.importorskip(
-        "tinygrad_reparam.distributions.bernoulli",
-        reason="tinygrad_reparam/distributions/bernoulli.py does not exist yet")
     # E[f(b)] = p f(1) + (1 - p) f(0), so d/dp = f(1) - f(0) = (1 - k)^2 - k^2 = 1 - 2k.
-    stats = gradient_samples(lambda probs: bernoulli.Bernoulli(probs=probs), lambda b: (b - k) ** 2,
+    stats = gradient_samples(lambda probs: D.Bernoulli(probs=probs), lambda b: (b - k) ** 2,
                              [param(p)], estimator, n_samples=n_samples, repeats=20_000,
                              exact=[1 - 2 * k], rng=np.random.default_rng(16))
     assert_unbiased(stats[0], 1 - 2 * k)
     assert stats[0].std_error < 0.1
     with pytest.raises(NotImplementedError, match="score-function"):
-        gradient_samples(lambda probs: bernoulli.Bernoulli(probs=probs), lambda b: b,
+        gradient_samples(lambda probs: D.Bernoulli(probs=probs), lambda b: b,
                          [param(p)], "pathwise", repeats=10)

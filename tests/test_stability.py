@@ -42,6 +42,7 @@ from hypothesis.extra import numpy as hnp
 
 import tinygrad_reparam.distributions as D
 from tinygrad_reparam import Tensor, binary_cross_entropy_with_logits
+from tinygrad_reparam.testing import float_arrays
 from tinygrad_reparam.vae import VAE, bernoulli_log_likelihood, gaussian_kl_to_standard_normal
 
 Dec = decimal.Decimal
@@ -178,7 +179,7 @@ def arrays_with_cotangent(draw, max_dims=2, elements=None):
     """(x, g): an array of wide floats and an upstream gradient of the same shape."""
     x = draw(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=max_dims, max_side=5),
                         elements=elements or wide()))
-    g = draw(hnp.arrays(np.float64, x.shape, elements=st.floats(-10.0, 10.0)))
+    g = draw(float_arrays(x.shape))  # in [-10, 10]
     return x, g
 
 

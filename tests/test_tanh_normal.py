@@ -222,8 +222,14 @@ def test_incompatible_parameter_shapes_raise_naming_the_family():
         TanhNormal(np.zeros(3), np.ones(2))
 
 
-@pytest.mark.parametrize("what", ["entropy", "mean", "variance"])
-def test_moments_without_closed_form_say_how_to_estimate_them(what):
+@pytest.mark.parametrize("what, recipe", [
+    ("entropy", "dist.rsample_with_log_prob((n,))"),  # the pathwise form, never inverting tanh
+    ("mean", "dist.rsample((n,)).mean(axis=0)"),
+    ("variance", "dist.rsample((n,))"),
+])
+def test_moments_without_closed_form_say_how_to_estimate_them(what, recipe):
     d = TanhNormal(LOC, SCALE)
-    with pytest.raises(NotImplementedError, match="closed-form .*sample"):
+    with pytest.raises(NotImplementedError, match=rf"^TanhNormal: the .* {what} has no closed form; "
+                                                  rf"estimate it by Monte Carlo") as error:
         d.entropy() if what == "entropy" else getattr(d, what)
+    assert recipe in str(error.value)

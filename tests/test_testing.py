@@ -67,8 +67,12 @@ def test_float_arrays_float32_stays_inside_bounds(a):
 def test_float_arrays_rejects_bad_arguments():
     with pytest.raises(ValueError, match="low <= high"):
         float_arrays(low=1.0, high=0.0)
-    with pytest.raises(ValueError, match="float32 or float64"):
+    with pytest.raises(ValueError, match="float_arrays: dtype must be a floating point type .*got int64"):
         float_arrays(dtype=np.int64)
+    with pytest.raises(TypeError, match="float_arrays: dtype must be a floating point type .*got 'banana'"):
+        float_arrays(dtype="banana")
+    with pytest.raises(ValueError, match="float_arrays: dtype must be float32 or float64, got float16"):
+        float_arrays(dtype=np.float16)
 
 
 @given(broadcastable_shapes())

@@ -31,7 +31,7 @@ def with_parameters(model, names, tensors):
         setattr(owner, attribute, tensor)
 
 
-@pytest.mark.parametrize("estimator", ["reparam", "reinforce-nobaseline"])
+@pytest.mark.parametrize("estimator", ["pathwise", "score_nobaseline"])
 def test_elbo_gradients_pass_gradcheck(estimator):
     model = VAE(x_dim=5, hidden=3, z_dim=2, rng=np.random.default_rng(0))
     x = tiny_data()
@@ -42,7 +42,7 @@ def test_elbo_gradients_pass_gradcheck(estimator):
         with_parameters(model, names, tensors)
         return model.elbo(x, np.random.default_rng(1), estimator=estimator)  # the same noise every call
 
-    if estimator == "reparam":  # the pathwise gradient is the exact gradient of this one-sample ELBO
+    if estimator == "pathwise":  # the pathwise gradient is the exact gradient of this one-sample ELBO
         assert gradcheck(elbo, params)
     else:  # the surrogate's decoder gradient is exact; the encoder's is a score-function estimate
         decoder_count = len(model.decoder.parameters())
@@ -87,18 +87,47 @@ def test_bad_input_and_estimator():
     model = VAE(x_dim=5, hidden=3, z_dim=2, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"expected \(batch, 5\)"):
         model.elbo(np.zeros((2, 4)), np.random.default_rng(0))
-    with pytest.raises(ValueError, match="estimator must be one of"):
-        model.elbo(tiny_data(), np.random.default_rng(0), estimator="pathwise")
+    for unknown in ("reparam", "reinforce", "score_loo", None):  # score_loo needs several draws per image
+        with pytest.raises(ValueError, match=r"estimator must be one of \('pathwise', 'score', 'score_nobaseline'\)"):
+            model.elbo(tiny_data(), np.random.default_rng(0), estimator=unknown)
 
 
-def test_reinforce_elbo_has_a_visible_cut_and_the_same_value_as_reparam():
+def test_score_elbo_has_a_visible_cut_and_the_same_value_as_pathwise():
     model = VAE(x_dim=5, hidden=3, z_dim=2, rng=np.random.default_rng(0))
     x = tiny_data()
-    reparam = model.elbo(x, np.random.default_rng(5), estimator="reparam")
-    reinforce = model.elbo(x, np.random.default_rng(5), estimator="reinforce-nobaseline")
-    assert reinforce.item() == pytest.approx(reparam.item(), rel=1e-12)  # same noise, same value
-    assert [node.op for node in reinforce.cut_nodes] == ["Normal.sample"]
-    assert reparam.cut_nodes == []
+    pathwise = model.elbo(x, np.random.default_rng(5), estimator="pathwise")
+    score = model.elbo(x, np.random.default_rng(5), estimator="score_nobaseline")
+    assert score.item() == pytest.approx(pathwise.item(), rel=1e-12)  # same noise, same value
+    assert [node.op for node in score.cut_nodes] == ["Normal.sample"]
+    assert pathwise.cut_nodes == []
+
+
+def encoder_and_decoder_gradients(model, x, estimator, seed):
+    model.zero_grad()
+    (-model.elbo(x, np.random.default_rng(seed), estimator=estimator)).backward()
+    flat = lambda module: np.concatenate([p.grad.ravel() for p in module.parameters()])
+    return flat(model.encoder), flat(model.decoder)
+
+
+def test_each_estimator_name_gives_its_own_encoder_gradient():
+    """Same weights, same noise: the decoder's gradient is the same under every estimator, the
+    encoder's is the pathwise one only under "pathwise", and "score" differs from
+    "score_nobaseline" exactly when the moving-average baseline has a value."""
+    x = tiny_data()
+    new_model = lambda: VAE(x_dim=5, hidden=3, z_dim=2, rng=np.random.default_rng(0))
+    grads = {name: encoder_and_decoder_gradients(new_model(), x, name, seed=5)
+             for name in ("pathwise", "score", "score_nobaseline")}
+    for name in ("score", "score_nobaseline"):
+        np.testing.assert_allclose(grads[name][1], grads["pathwise"][1], rtol=1e-12, atol=1e-14)
+        assert not np.allclose(grads[name][0], grads["pathwise"][0], rtol=1e-3)
+    # a new model has no baseline yet (b = None), so its first "score" step is "score_nobaseline"'s
+    np.testing.assert_array_equal(grads["score"][0], grads["score_nobaseline"][0])
+
+    model = new_model()
+    model.elbo(tiny_data(seed=1), np.random.default_rng(1), estimator="score")  # b now has a value
+    with_baseline, _ = encoder_and_decoder_gradients(model, x, "score", seed=5)
+    without_baseline, _ = encoder_and_decoder_gradients(model, x, "score_nobaseline", seed=5)
+    assert not np.allclose(with_baseline, without_baseline, rtol=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -114,18 +143,20 @@ def quick_metrics(tmp_path_factory):
 
 def test_quick_demo_writes_the_documented_metrics(quick_metrics):
     metrics, stdout = quick_metrics
-    for estimator in ("reparam", "reinforce", "reinforce-nobaseline"):
+    for estimator in ("pathwise", "score", "score_nobaseline"):
         for key in ("test_elbo", "test_iwae", "grad_variance_ratio", "train_seconds"):
             assert np.isfinite(metrics[estimator][key]), (estimator, key)
         assert metrics[estimator]["test_elbo"] < 0  # a log-likelihood bound, not a loss
         assert metrics[estimator]["test_elbo"] <= metrics[estimator]["test_iwae"] + 0.5
-    assert metrics["reparam"]["grad_variance_ratio"] == 1.0
+    assert metrics["pathwise"]["grad_variance_ratio"] == 1.0
     for key in ("dataset", "epochs", "batch_size", "lr", "hidden", "z_dim", "seed"):
         assert key in metrics["config"]
-    assert "| reparam |" in stdout
+    assert metrics["config"]["grad_variance_point"] == "pathwise-trained"
+    for estimator in ("pathwise", "score", "score_nobaseline"):
+        assert f"| {estimator} |" in stdout
 
 
-def test_quick_training_improves_and_reparam_beats_reinforce(quick_metrics):
+def test_quick_training_improves_and_pathwise_beats_score(quick_metrics):
     metrics, _ = quick_metrics
     untrained = VAE(rng=np.random.default_rng([0, 0]))  # the demo's initial weights
     from tinygrad_reparam.data import load_digits
@@ -133,14 +164,14 @@ def test_quick_training_improves_and_reparam_beats_reinforce(quick_metrics):
     order = np.random.default_rng(0).permutation(1797)
     x_test = (counts[order[1437:]] >= 8).astype(np.float64)
     before = untrained.evaluate_elbo(x_test, np.random.default_rng(0), samples=20).mean()
-    assert metrics["reparam"]["test_elbo"] > before + 10      # about -44 -> -23 nats in 10 epochs
-    assert metrics["reparam"]["test_elbo"] > metrics["reinforce"]["test_elbo"] + 1.0
-    assert metrics["reparam"]["test_elbo"] > metrics["reinforce-nobaseline"]["test_elbo"] + 1.0
+    assert metrics["pathwise"]["test_elbo"] > before + 10      # about -44 -> -23 nats in 10 epochs
+    assert metrics["pathwise"]["test_elbo"] > metrics["score"]["test_elbo"] + 1.0
+    assert metrics["pathwise"]["test_elbo"] > metrics["score_nobaseline"]["test_elbo"] + 1.0
     # the score-function gradient is far noisier, and the baseline helps
-    assert metrics["reinforce-nobaseline"]["grad_variance_ratio"] > metrics["reinforce"]["grad_variance_ratio"] > 5
+    assert metrics["score_nobaseline"]["grad_variance_ratio"] > metrics["score"]["grad_variance_ratio"] > 5
 
 
-def test_reinforce_baseline_never_contains_the_batch_it_multiplies(monkeypatch):
+def test_score_baseline_never_contains_the_batch_it_multiplies(monkeypatch):
     """b must not depend on the draws it is subtracted from (else the estimator is biased):
     the model uses the moving average *before* folding in the current batch."""
     import tinygrad_reparam.vae as vae_module
@@ -151,7 +182,7 @@ def test_reinforce_baseline_never_contains_the_batch_it_multiplies(monkeypatch):
                         real(log_q, cost, baseline))
     model = VAE(x_dim=5, hidden=3, z_dim=2, rng=np.random.default_rng(0))
     for seed in range(3):
-        model.elbo(tiny_data(seed=seed), np.random.default_rng(seed), estimator="reinforce")
+        model.elbo(tiny_data(seed=seed), np.random.default_rng(seed), estimator="score")
     assert used[0][0] is None                          # no history yet: no baseline
     assert used[1][0] == pytest.approx(used[0][1])     # then only the earlier batches
     assert used[2][0] == pytest.approx(0.9 * used[0][1] + 0.1 * used[1][1])

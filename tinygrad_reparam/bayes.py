@@ -37,17 +37,19 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from tinygrad_reparam import distributions as D
-from tinygrad_reparam.nn import ACTIVATIONS, Module, _check_size
+from tinygrad_reparam import checks, distributions as D
+from tinygrad_reparam.nn import ACTIVATIONS, Module
 from tinygrad_reparam.random import get_rng
 from tinygrad_reparam.tensor import Tensor
 
 
 def inverse_softplus(sigma: float) -> float:
     """The rho with softplus(rho) = sigma: rho = log(e^sigma - 1)."""
-    if not sigma > 0:
-        raise ValueError(f"inverse_softplus: sigma must be positive, got {sigma!r}")
-    return math.log(math.expm1(sigma))
+    sigma = checks.number(sigma, "inverse_softplus: sigma", 0, math.inf,
+                          lower_open=True, upper_open=True)
+    # log(e^sigma - 1) = sigma + log(1 - e^-sigma): the same number, but e^sigma would overflow
+    # for sigma > 709, and 1 - e^-sigma = -expm1(-sigma) stays exact down to the tiniest sigma.
+    return sigma + math.log(-math.expm1(-sigma))
 
 
 class BayesianLinear(Module):
@@ -67,15 +69,12 @@ class BayesianLinear(Module):
 
     def __init__(self, in_features: int, out_features: int, prior_sigma: float = 1.0,
                  rng: Optional[np.random.Generator] = None, init_sigma: float = 1e-2):
-        _check_size(in_features, "in_features", "BayesianLinear")
-        _check_size(out_features, "out_features", "BayesianLinear")
-        for name, value in (("prior_sigma", prior_sigma), ("init_sigma", init_sigma)):
-            if not (isinstance(value, (int, float)) and 0 < value < math.inf):
-                raise ValueError(f"BayesianLinear: {name} must be a positive finite number, "
-                                 f"got {value!r}")
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
-        self.prior_sigma = float(prior_sigma)
+        self.in_features = checks.count(in_features, "BayesianLinear: in_features")
+        self.out_features = checks.count(out_features, "BayesianLinear: out_features")
+        self.prior_sigma = checks.number(prior_sigma, "BayesianLinear: prior_sigma", 0, math.inf,
+                                         lower_open=True, upper_open=True)
+        init_sigma = checks.number(init_sigma, "BayesianLinear: init_sigma", 0, math.inf,
+                                   lower_open=True, upper_open=True)
         self.rng = rng
         init_rng = get_rng(rng)
         bound = 1.0 / math.sqrt(self.in_features)
@@ -137,14 +136,10 @@ class BayesianMLP(Module):
 
     def __init__(self, sizes: Sequence[int], activation: str = "relu", prior_sigma: float = 1.0,
                  rng: Optional[np.random.Generator] = None, init_sigma: float = 1e-2):
-        sizes = list(sizes)
-        if len(sizes) < 2:
-            raise ValueError(f"BayesianMLP: sizes needs at least two entries (inputs and outputs), "
-                             f"got {sizes}")
-        if activation not in ACTIVATIONS:
+        self.sizes = checks.layer_sizes(sizes, "BayesianMLP")
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"BayesianMLP: unknown activation {activation!r}; choose one of "
                              f"{sorted(ACTIVATIONS)}")
-        self.sizes = tuple(int(size) for size in sizes)
         self.activation = activation
         self.layers = [BayesianLinear(n_in, n_out, prior_sigma=prior_sigma, rng=rng,
                                       init_sigma=init_sigma)

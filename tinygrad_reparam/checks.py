@@ -55,9 +55,35 @@ def is_integer(value) -> bool:
 def count(value, what: str, minimum: int = 1) -> int:
     """An integer >= ``minimum`` (1: "positive", 0: "non-negative"), else a ValueError."""
     if not is_integer(value) or value < minimum:
-        kind = {1: "positive", 0: "non-negative"}.get(minimum, f">= {minimum}")
-        raise ValueError(f"{what} must be a {kind} integer, got {value!r}")
+        kind = {1: "a positive integer", 0: "a non-negative integer"}.get(minimum,
+                                                                        f"an integer >= {minimum}")
+        raise ValueError(f"{what} must be {kind}, got {value!r}")
     return int(value)
+
+
+def layer_sizes(sizes, where: str) -> tuple:
+    """The widths of a stack of layers, inputs first and outputs last (``[784, 200, 10]``): a list
+    or tuple of at least two positive integers, as a tuple of ints."""
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"{where}: sizes must be a list of layer widths, e.g. [784, 200, 10], "
+                        f"got {sizes!r}")
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"{where}: sizes needs at least two entries (inputs and outputs), got {sizes}")
+    return tuple(count(size, f"{where}: sizes[{position}]") for position, size in enumerate(sizes))
+
+
+def float_dtype(dtype, what: str) -> np.dtype:
+    """A floating point NumPy dtype (np.float64, np.float32, "float64", ...), else a TypeError
+    (not a dtype at all) or a ValueError (a dtype, but ints, bools, complex numbers...)."""
+    expected = f"{what} must be a floating point type such as np.float64 or np.float32"
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{expected}, got {dtype!r}") from None
+    if dtype.kind != "f":
+        raise ValueError(f"{expected}, got {dtype}")
+    return dtype
 
 
 def number(value, what: str, lower: float = -math.inf, upper: float = math.inf,
@@ -84,6 +110,19 @@ def sample_shape(shape) -> tuple:
     if any(n < 0 for n in shape):
         raise ValueError(f"sample_shape must not contain negative sizes, got {tuple(shape)}")
     return tuple(int(n) for n in shape)
+
+
+def every_value(what: str, values, ok, constraint: str) -> None:
+    """Raise a ValueError unless ``ok`` (a boolean array, broadcast against ``values``) holds at
+    every element: "{what} must be {constraint}; got 2 bad values: [nan, -1.]" (the first five).
+    Compute ``ok`` so that NaN fails it (NaN fails every comparison: write x > 0, not ~(x <= 0))."""
+    values, ok = np.broadcast_arrays(np.asarray(values), np.asarray(ok))
+    if ok.all():
+        return
+    bad = values[~ok]
+    shown = np.array2string(bad[:5], precision=6, separator=", ")
+    raise ValueError(f"{what} must be {constraint}; got {bad.size} bad value{'s' if bad.size != 1 else ''}: "
+                     f"{shown}{' ...' if bad.size > 5 else ''}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import gzip
 import hashlib
 import http.client
 import io
+import math
 import os
 import socket
 import tempfile
@@ -34,6 +35,8 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
+
+from tinygrad_reparam import checks
 
 # ----------------------------------------------------------------------------------------------
 # The bundled digits
@@ -54,6 +57,7 @@ def load_digits(raw: bool = False) -> Tuple[np.ndarray, np.ndarray]:
 
     To binarize as the VAE demo does, keep pixels with count >= 8, i.e. ``images >= 0.5``.
     """
+    raw = checks.flag(raw, "load_digits: raw")
     if not DIGITS_PATH.is_file():
         raise FileNotFoundError(
             f"the bundled digits file is missing: {DIGITS_PATH}. "
@@ -109,9 +113,11 @@ def load_binarized_digits(threshold: int = 8, train_size: int = 1437) -> Tuple[n
     with ``np.random.default_rng(0).permutation(1797)``; the first ``train_size`` are for training
     and the rest (360 by default) for testing, so every demo uses the same split.
     """
+    threshold = checks.number(threshold, "load_binarized_digits: threshold", 0, DIGITS_MAX_COUNT)
     counts, labels = load_digits(raw=True)
-    if not 0 < train_size < len(counts):
-        raise ValueError(f"load_binarized_digits: train_size must be in 1..{len(counts) - 1}, got {train_size}")
+    if checks.count(train_size, "load_binarized_digits: train_size") >= len(counts):
+        raise ValueError(f"load_binarized_digits: train_size must be in 1..{len(counts) - 1} (the "
+                         f"rest of the {len(counts)} images are for testing), got {train_size}")
     pixels = (counts >= threshold).astype(np.float64)
     order = np.random.default_rng(0).permutation(len(pixels))
     train, test = order[:train_size], order[train_size:]
@@ -231,6 +237,8 @@ def load_mnist(split: str = "train", cache_dir: Optional[Union[str, os.PathLike]
     """
     if not isinstance(split, str) or split not in MNIST_FILES:
         raise ValueError(f"load_mnist: split must be 'train' or 'test', got {split!r}")
+    timeout = checks.number(timeout, "load_mnist: timeout (seconds)", 0, math.inf, lower_open=True,
+                            upper_open=True)
     cache_dir = Path(cache_dir) if cache_dir is not None else mnist_cache_dir()
     if base_url is None:
         base_url = os.environ.get(MNIST_URL_ENV) or MNIST_URL

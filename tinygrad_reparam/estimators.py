@@ -54,6 +54,11 @@ put side by side on the same noise. For f(x) = x^2 under N(mu, sigma^2) (exact g
 
 At mu = sigma = 1: pathwise 4 and 12; score function 30 and 136; with the ideal constant
 baseline 18 and 96.
+
+**Names.** The package, the demos and their metrics call the estimators by the terms of
+Mohamed et al. (2020): "pathwise", "score" (with a baseline, where there is one to choose),
+"score_nobaseline" and "score_loo" (the leave-one-out baseline); the constants ``PATHWISE``,
+``SCORE``, ``SCORE_NOBASELINE`` and ``SCORE_LOO`` below hold them.
 """
 from __future__ import annotations
 
@@ -65,7 +70,15 @@ from tinygrad_reparam.random import get_rng
 from tinygrad_reparam import checks
 from tinygrad_reparam.tensor import Tensor
 
-ESTIMATORS = ("pathwise", "score", "score_loo")
+# The estimators' names, one vocabulary for the package, the demos, their metrics and figures
+# (the terms of Mohamed et al. 2020, "Monte Carlo Gradient Estimation in Machine Learning"):
+PATHWISE = "pathwise"                  # the reparameterized gradient through z = g_theta(eps)
+SCORE = "score"                        # score function (REINFORCE), with the API's baseline
+SCORE_NOBASELINE = "score_nobaseline"  # score function with b = 0
+SCORE_LOO = "score_loo"                # score function with the leave-one-out baseline
+
+# The names the meter below takes; its "score" subtracts the ``baseline`` argument (none: b = 0).
+ESTIMATORS = (PATHWISE, SCORE, SCORE_NOBASELINE, SCORE_LOO)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,12 +161,8 @@ class MovingAverageBaseline:
     """
 
     def __init__(self, decay: float = 0.9):
-        if isinstance(decay, bool) or not isinstance(decay, (int, float, np.floating, np.integer)):
-            raise TypeError(f"MovingAverageBaseline: decay must be a number in [0, 1), got {decay!r}")
-        if not 0.0 <= decay < 1.0:  # NaN fails this comparison too
-            raise ValueError(f"MovingAverageBaseline: decay must be in [0, 1) (0 keeps only the last "
-                             f"batch; close to 1 averages over many), got {decay!r}")
-        self.decay = float(decay)
+        # decay 0 keeps only the last batch; close to 1, the average reaches back over many.
+        self.decay = checks.number(decay, "MovingAverageBaseline: decay", 0, 1, upper_open=True)
         self.value: Optional[float] = None
 
     def update(self, cost) -> float:
@@ -185,8 +194,7 @@ def leave_one_out(cost, axis: int = 0):
     for Tensor input, with the shape of ``cost``.
     """
     values = checks.float_array(cost, "leave_one_out: cost")
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-        raise TypeError(f"leave_one_out: axis must be an int, got {axis!r}")
+    checks.integer_axis(axis, "leave_one_out")
     if values.ndim == 0:
         raise ValueError("leave_one_out: cost is a single number; it needs at least 2 draws along an axis")
     if not -values.ndim <= axis < values.ndim:
@@ -224,7 +232,7 @@ def _objective(dist, cost_fn: Callable, estimator: str, n_samples: int, baseline
     Draws have shape (n_samples,) + batch_shape + event_shape; ``cost_fn`` returns one cost per
     draw, of shape ``cost_shape``: (n_samples,), or (n_samples, repeats) for stacked copies.
     """
-    if estimator == "pathwise":
+    if estimator == PATHWISE:
         z = dist.rsample((n_samples,), rng=rng)    # z = loc + scale * eps: the path stays open
         cost = cost_fn(z)
         if not isinstance(cost, Tensor) or not cost.requires_grad:
@@ -242,7 +250,7 @@ def _objective(dist, cost_fn: Callable, estimator: str, n_samples: int, baseline
     if batch_axes:                                  # joint log-probability of each draw
         log_q = log_q.sum(axis=batch_axes)
     cost_values = checks.float_array(cost, "cost")
-    if estimator == "score_loo":
+    if estimator == SCORE_LOO:
         b = leave_one_out(cost_values, axis=0)
     elif isinstance(baseline, MovingAverageBaseline):
         b = baseline.value                          # from earlier estimates only...
@@ -263,46 +271,49 @@ def _check_cost_shape(cost, z: Tensor, expected: tuple) -> None:
         )
 
 
-def _check_arguments(params, estimator: str, n_samples: int, baseline, dist_factory=None,
-                     cost_fn=None) -> list:
-    """Readable errors for the arguments shared by estimate_gradient and gradient_samples."""
+def _check_arguments(where: str, params, estimator: str, n_samples: int, baseline, dist_factory,
+                     cost_fn) -> list:
+    """Readable errors, naming the function ``where``, for the arguments that estimate_gradient
+    and gradient_samples share."""
     if not callable(dist_factory):
-        raise TypeError(f"dist_factory must be callable (parameters -> distribution), "
+        raise TypeError(f"{where}: dist_factory must be callable (parameters -> distribution), "
                         f"got {type(dist_factory).__name__}")
     if not callable(cost_fn):
-        raise TypeError(f"cost_fn must be callable (draws -> one cost per draw), got {type(cost_fn).__name__}")
+        raise TypeError(f"{where}: cost_fn must be callable (draws -> one cost per draw), "
+                        f"got {type(cost_fn).__name__}")
     if isinstance(params, Tensor) or not isinstance(params, (list, tuple)):
-        raise TypeError("params must be a list of Tensors (the parameters dist_factory takes), "
-                        f"got {type(params).__name__}")
+        raise TypeError(f"{where}: params must be a list of Tensors (the parameters dist_factory "
+                        f"takes), got {type(params).__name__}")
     for i, p in enumerate(params):
         if not isinstance(p, Tensor) or not p.requires_grad:
-            raise TypeError(f"params[{i}] must be a Tensor with requires_grad=True (a parameter of "
-                            f"the distribution), got {p!r}")
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {estimator!r}; choose one of {ESTIMATORS}")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    if baseline is not None and estimator != "score":
-        raise ValueError(f"a baseline applies to the 'score' estimator only, not {estimator!r} "
-                         f"('score_loo' brings its own leave-one-out baseline)")
-    if estimator == "score_loo" and n_samples < 2:
-        raise ValueError("'score_loo' needs n_samples >= 2: each draw's baseline is the mean of the others")
+            raise TypeError(f"{where}: params[{i}] must be a Tensor with requires_grad=True (a "
+                            f"parameter of the distribution), got {p!r}")
+    if not isinstance(estimator, str) or estimator not in ESTIMATORS:
+        raise ValueError(f"{where}: unknown estimator {estimator!r}; choose one of {ESTIMATORS}")
+    checks.count(n_samples, f"{where}: n_samples")
+    if baseline is not None and estimator != SCORE:
+        raise ValueError(f"{where}: a baseline applies to the {SCORE!r} estimator only, not "
+                         f"{estimator!r} ({SCORE_LOO!r} brings its own leave-one-out baseline)")
+    if estimator == SCORE_LOO and n_samples < 2:
+        raise ValueError(f"{where}: {SCORE_LOO!r} needs n_samples >= 2: each draw's baseline is the "
+                         f"mean of the others")
     return list(params)
 
 
 def estimate_gradient(dist_factory: Callable, cost_fn: Callable, params: Sequence[Tensor],
-                      estimator: str = "pathwise", n_samples: int = 1, baseline=None,
+                      estimator: str = PATHWISE, n_samples: int = 1, baseline=None,
                       rng: Optional[np.random.Generator] = None) -> list:
     """One estimate of d/dtheta E_{z ~ dist_factory(*params)}[cost_fn(z)], one array per parameter.
 
     ``estimator``: "pathwise" (``rsample``), "score" (``sample`` + ``log_prob``, with an optional
     ``baseline``: a number, an array, a ``MovingAverageBaseline`` (read, then updated with this
-    estimate's costs) or a function from the costs (shape (n_samples,)) to baselines), or
-    "score_loo" (score function with the leave-one-out baseline). Each estimate averages
+    estimate's costs) or a function from the costs (shape (n_samples,)) to baselines),
+    "score_nobaseline" (b = 0) or "score_loo" (the leave-one-out baseline). Each estimate averages
     ``n_samples`` draws. ``cost_fn`` maps draws (shape (n_samples,) + batch + event) to one cost
     per draw (shape (n_samples,)). The parameters' own ``.grad`` is left as it was.
     """
-    params = _check_arguments(params, estimator, n_samples, baseline, dist_factory, cost_fn)
+    params = _check_arguments("estimate_gradient", params, estimator, n_samples, baseline,
+                              dist_factory, cost_fn)
     saved = [p.grad for p in params]
     for p in params:
         p.grad = None                              # start from zero...
@@ -333,7 +344,7 @@ def _independent_copies(params: list, repeats: int) -> list:
 
 
 def gradient_samples(dist_factory: Callable, cost_fn: Callable, params: Sequence[Tensor],
-                     estimator: str = "pathwise", n_samples: int = 1, repeats: int = 1000,
+                     estimator: str = PATHWISE, n_samples: int = 1, repeats: int = 1000,
                      baseline=None, exact: Optional[Sequence] = None,
                      rng: Optional[np.random.Generator] = None, vectorize: bool = True) -> list:
     """Draw ``repeats`` independent estimates (as in ``estimate_gradient``) and return one
@@ -347,12 +358,16 @@ def gradient_samples(dist_factory: Callable, cost_fn: Callable, params: Sequence
     ``vectorize=False`` calls ``estimate_gradient`` ``repeats`` times instead: slower, but for any
     factory and for a ``MovingAverageBaseline``, whose state passes from one estimate to the next.
     """
-    params = _check_arguments(params, estimator, n_samples, baseline, dist_factory, cost_fn)
-    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 2:
-        raise ValueError(f"repeats must be an integer >= 2 (a variance needs two estimates), got {repeats!r}")
-    if exact is not None and len(exact) != len(params):  # before any estimate is drawn
-        raise ValueError(f"exact must give one gradient per parameter: {len(params)} parameters, "
-                         f"{len(exact)} exact gradients")
+    params = _check_arguments("gradient_samples", params, estimator, n_samples, baseline,
+                              dist_factory, cost_fn)
+    repeats = checks.count(repeats, "gradient_samples: repeats (a variance needs two estimates)",
+                           minimum=2)
+    vectorize = checks.flag(vectorize, "gradient_samples: vectorize")
+    if exact is None:
+        exact = [None] * len(params)
+    if len(exact) != len(params):  # before any estimate is drawn
+        raise ValueError(f"gradient_samples: exact must give one gradient per parameter: "
+                         f"{len(params)} parameters, {len(exact)} exact gradients")
     rng = get_rng(rng)
     if not vectorize:
         estimates = [estimate_gradient(dist_factory, cost_fn, params, estimator, n_samples, baseline, rng)
@@ -360,8 +375,9 @@ def gradient_samples(dist_factory: Callable, cost_fn: Callable, params: Sequence
         samples = [np.stack([estimate[i] for estimate in estimates]) for i in range(len(params))]
     else:
         if isinstance(baseline, MovingAverageBaseline):
-            raise ValueError("a MovingAverageBaseline changes from one estimate to the next, so "
-                             "the estimates must be drawn one after another: pass vectorize=False")
+            raise ValueError("gradient_samples: a MovingAverageBaseline changes from one estimate "
+                             "to the next, so the estimates must be drawn one after another: pass "
+                             "vectorize=False")
         copies = _independent_copies(params, repeats)
         objective = _objective(dist_factory(*copies), cost_fn, estimator, n_samples, baseline, rng,
                                cost_shape=(n_samples, repeats))
@@ -370,25 +386,22 @@ def gradient_samples(dist_factory: Callable, cost_fn: Callable, params: Sequence
         (objective * repeats).backward()
         samples = [np.zeros((repeats,) + p.shape) if c.grad is None else c.grad.reshape((repeats,) + p.shape)
                    for p, c in zip(params, copies)]
-    if exact is None:
-        exact = [None] * len(params)
-    if len(exact) != len(params):
-        raise ValueError(f"exact must give one gradient per parameter: {len(params)} parameters, "
-                         f"{len(exact)} exact gradients")
     return [GradientStats(s, e) for s, e in zip(samples, exact)]
 
 
 def compare_estimators(dist_factory: Callable, cost_fn: Callable, params: Sequence[Tensor],
-                       estimators: Sequence[str] = ESTIMATORS, n_samples: int = 2, repeats: int = 1000,
+                       estimators: Sequence[str] = (PATHWISE, SCORE_NOBASELINE, SCORE_LOO),
+                       n_samples: int = 2, repeats: int = 1000,
                        exact: Optional[Sequence] = None,
                        rng: Optional[np.random.Generator] = None) -> dict:
     """``gradient_samples`` for each named estimator, all on the same noise: each one gets a fresh
     generator with the same seed, so they see the same eps (common random numbers) and differ
     only in how they turn it into a gradient. Returns {name: [GradientStats per parameter]}.
-    ``n_samples`` defaults to 2 because "score_loo" needs at least two draws per estimate."""
+    There is no baseline argument, so "score" here is "score_nobaseline". ``n_samples`` defaults
+    to 2 because "score_loo" needs at least two draws per estimate."""
     if isinstance(estimators, str):
         raise TypeError(f"compare_estimators: estimators must be a list of names, e.g. "
-                        f"['pathwise', 'score'], got the string {estimators!r}")
+                        f"['pathwise', 'score_nobaseline'], got the string {estimators!r}")
     seed = int(get_rng(rng).integers(2**63))
     return {name: gradient_samples(dist_factory, cost_fn, params, name, n_samples, repeats,
                                    exact=exact, rng=np.random.default_rng(seed))

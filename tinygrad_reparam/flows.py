@@ -36,10 +36,12 @@ tests); training never needs it.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import numpy as np
 
+from tinygrad_reparam import checks
 from tinygrad_reparam.nn import Module
 from tinygrad_reparam.random import get_rng
 from tinygrad_reparam.tensor import Tensor, no_grad
@@ -58,10 +60,10 @@ class PlanarFlow(Module):
 
     def __init__(self, dim: int, rng: Optional[np.random.Generator] = None,
                  init_scale: float = 1.0):
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim <= 0:
-            raise ValueError(f"PlanarFlow: dim must be a positive integer, got {dim!r}")
+        self.dim = checks.count(dim, "PlanarFlow: dim")
+        init_scale = checks.number(init_scale, "PlanarFlow: init_scale", 0, math.inf,
+                                   lower_open=True, upper_open=True)
         rng = get_rng(rng)
-        self.dim = int(dim)
         self.u = Tensor(rng.normal(0.0, init_scale, size=self.dim), requires_grad=True)
         self.w = Tensor(rng.normal(0.0, init_scale, size=self.dim), requires_grad=True)
         self.b = Tensor(np.zeros(1), requires_grad=True)

@@ -13,10 +13,12 @@ directional central difference.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import numpy as np
 
+from tinygrad_reparam import checks
 from tinygrad_reparam.tensor import Tensor, no_grad
 
 
@@ -99,11 +101,10 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: float = 
     if not callable(fn):
         raise TypeError(f"gradcheck: fn must be callable (a function of the input Tensors that "
                         f"returns a Tensor), got {type(fn).__name__}")
-    for name, value, positive in (("eps", eps, True), ("atol", atol, False), ("rtol", rtol, False)):
-        if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
-                or not np.isfinite(value) or value < 0 or (positive and value == 0)):
-            raise ValueError(f"gradcheck: {name} must be a {'positive' if positive else 'non-negative'} "
-                             f"finite number, got {value!r}")
+    eps = checks.number(eps, "gradcheck: eps", 0, math.inf, lower_open=True, upper_open=True)
+    atol = checks.number(atol, "gradcheck: atol", 0, math.inf, upper_open=True)
+    rtol = checks.number(rtol, "gradcheck: rtol", 0, math.inf, upper_open=True)
+    checks.count(seed, "gradcheck: seed", minimum=0)
     if isinstance(inputs, Tensor):
         inputs = [inputs]
     if not isinstance(inputs, (list, tuple)):

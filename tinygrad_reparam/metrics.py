@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tinygrad_reparam import checks
+
 
 def pairwise_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The (n, m) matrix of Euclidean distances |x_i - y_j| between the rows of x and of y.
@@ -56,6 +58,7 @@ def energy_distance(x, y, unbiased: bool = True) -> float:
     points in one dimension). See the module docstring for ``unbiased``.
     """
     x, y = _as_points(x, "x"), _as_points(y, "y")
+    unbiased = checks.flag(unbiased, "energy_distance: unbiased")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"energy_distance: x has points of dimension {x.shape[1]} and y of "
                          f"dimension {y.shape[1]}; they must match")
@@ -70,7 +73,7 @@ def energy_distance(x, y, unbiased: bool = True) -> float:
 
 
 def _as_points(values, name: str) -> np.ndarray:
-    points = np.asarray(values, dtype=np.float64)
+    points = checks.float_array(values, f"energy_distance: {name}").astype(np.float64, copy=False)
     if points.ndim == 1:
         points = points[:, None]
     if points.ndim != 2:

@@ -31,7 +31,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from tinygrad_reparam import composed, fused, ops
+from tinygrad_reparam import checks, composed, fused, ops
 from tinygrad_reparam.random import get_rng
 from tinygrad_reparam.tensor import Tensor
 
@@ -106,6 +106,7 @@ class Module:
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict: expected a dict of arrays (e.g. from state_dict()), "
                             f"got {type(state).__name__}")
+        strict = checks.flag(strict, "load_state_dict: strict")
         parameters = dict(self.named_parameters())
         missing = [name for name in parameters if name not in state]
         unexpected = [str(key) for key in state if key not in parameters]
@@ -163,12 +164,11 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int,
                  rng: Optional[np.random.Generator] = None, bias: bool = True, dtype=np.float64):
-        _check_size(in_features, "in_features", "Linear")
-        _check_size(out_features, "out_features", "Linear")
-        dtype = _check_float_dtype(dtype, "Linear")
+        self.in_features = checks.count(in_features, "Linear: in_features")
+        self.out_features = checks.count(out_features, "Linear: out_features")
+        dtype = checks.float_dtype(dtype, "Linear: dtype")
+        bias = checks.flag(bias, "Linear: bias")
         rng = get_rng(rng)
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
         bound = 1.0 / math.sqrt(self.in_features)
         self.weight = Tensor(rng.uniform(-bound, bound, size=(self.in_features, self.out_features))
                              .astype(dtype), requires_grad=True)
@@ -212,20 +212,12 @@ class MLP(Module):
 
     def __init__(self, sizes: Sequence[int], activation: str = "tanh",
                  rng: Optional[np.random.Generator] = None, dtype=np.float64):
-        if not hasattr(sizes, "__iter__"):
-            raise TypeError(f"MLP: sizes must be a list of layer widths, e.g. [784, 200, 10], "
-                            f"got {sizes!r}")
-        sizes = list(sizes)
-        if len(sizes) < 2:
-            raise ValueError(f"MLP: sizes needs at least two entries (inputs and outputs), "
-                             f"got {sizes}")
-        for position, size in enumerate(sizes):
-            _check_size(size, f"sizes[{position}]", "MLP")
+        sizes = checks.layer_sizes(sizes, "MLP")
         if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"MLP: unknown activation {activation!r}; choose one of "
                              f"{sorted(ACTIVATIONS)}")
         rng = get_rng(rng)
-        self.sizes = tuple(int(size) for size in sizes)
+        self.sizes = sizes
         self.activation = activation
         self.layers = [Linear(n_in, n_out, rng=rng, dtype=dtype)
                        for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]
@@ -238,23 +230,6 @@ class MLP(Module):
 
     def __repr__(self) -> str:
         return f"MLP(sizes={list(self.sizes)}, activation={self.activation!r})"
-
-
-def _check_size(value, what: str, where: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{where}: {what} must be a positive integer, got {value!r}")
-
-
-def _check_float_dtype(dtype, where: str) -> np.dtype:
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{where}: dtype must be a floating point type such as np.float64 or "
-                        f"np.float32, got {dtype!r}") from None
-    if dtype.kind != "f":
-        raise ValueError(f"{where}: dtype must be a floating point type such as np.float64 or "
-                         f"np.float32, got {dtype}")
-    return dtype
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,6 +280,7 @@ def load(module: Module, path, strict: bool = True) -> None:
     ValueError and leaves every parameter unchanged. A missing file raises FileNotFoundError.
     """
     _check_module_and_path(module, path, "load")
+    strict = checks.flag(strict, "load: strict")
     path = os.fspath(path)
     not_a_checkpoint = f"load: {path} is not an .npz checkpoint written by save()"
     with open(path, "rb") as handle:

@@ -14,6 +14,12 @@ Both optimizers follow PyTorch's update formulas exactly, so results can be comp
 Before changing anything, ``step()`` checks every gradient (shape, finiteness): a bad gradient
 raises and leaves all parameters and all optimizer state as they were. Parameters whose ``.grad``
 is None (not reached by the last backward pass) are skipped, and so is their state.
+
+Adam comes in two forms, as in PyTorch. Read ``adam_update`` first: the algorithm for one
+parameter, line by line; ``Adam.step()`` calls it for each parameter in turn. ``FlatAdam`` does
+the same arithmetic for all parameters at once (the part PyTorch's multi-tensor "foreach" Adam
+plays): it exists only for speed, gives the same numbers to the last bit, and steps aside for the
+loop whenever it could not.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from typing import Iterable
 
 import numpy as np
 
+from tinygrad_reparam import checks
 from tinygrad_reparam.tensor import Tensor
 
 
@@ -92,8 +99,12 @@ class Optimizer:
 
     def _bad_parameter_message(self, index: int, p: Tensor, grad) -> str:
         where = f"{type(self).__name__}.step: parameter {index} (shape {p.shape})"
-        if not isinstance(grad, np.ndarray) or grad.shape != p.shape:
-            return (f"{where} has a gradient of shape {np.shape(grad)}; it must match the "
+        if type(grad) is not np.ndarray:
+            return (f"{where} has a gradient of type {type(grad).__name__}, not a NumPy array; "
+                    f"set .grad to an array of shape {p.shape}, e.g. with np.asarray. "
+                    f"Nothing was updated.")
+        if grad.shape != p.shape:
+            return (f"{where} has a gradient of shape {grad.shape}; it must match the "
                     f"parameter. Nothing was updated.")
         if not np.isfinite(grad).all():
             return f"{where} has a gradient containing NaN or infinity. Nothing was updated."
@@ -112,8 +123,8 @@ class SGD(Optimizer):
 
     def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0):
         super().__init__(params)
-        self.lr = _check_number(lr, "lr", "SGD", lower=0.0, lower_open=True)
-        self.momentum = _check_number(momentum, "momentum", "SGD", lower=0.0, upper=1.0)
+        self.lr = checks.number(lr, "SGD: lr", lower=0.0, lower_open=True, upper_open=True)
+        self.momentum = checks.number(momentum, "SGD: momentum", lower=0.0, upper=1.0, upper_open=True)
 
     def step(self) -> None:
         for p, grad in self._parameters_with_gradients():
@@ -141,122 +152,163 @@ class Adam(Optimizer):
         p <- p - lr * m_hat / (sqrt(v_hat) + eps)
 
     The first step therefore moves every entry by about ``lr`` (m_hat = g, v_hat = g^2),
-    whatever the scale of the gradient.
+    whatever the scale of the gradient. ``adam_update`` is these lines for one parameter, and
+    ``step()`` calls it for each parameter in turn.
 
-    Speed: these five lines are about ten NumPy calls, and on small models each call costs more
-    in overhead (about a microsecond) than in arithmetic. So when all parameters share one dtype,
-    their m and v live end to end in two flat arrays (``state[p]["m"]`` is p's view of its part),
-    and a step in which every parameter has a gradient and the same t updates all of them with
-    one set of calls on the flat arrays: a few calls per parameter tensor instead of ten, as in
-    PyTorch's multi-tensor ("foreach") Adam. Otherwise each parameter is updated on its own, with
-    the same formula and the same result to the last bit.
+    ``foreach``: True (or None, the default) lets ``FlatAdam`` do the same update for all
+    parameters at once, with one set of NumPy calls, in the steps where that gives exactly the
+    same numbers (it checks); False always takes the loop. Like PyTorch's ``foreach`` argument,
+    it changes the speed, never the result.
     """
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3, betas: tuple = (0.9, 0.999),
-                 eps: float = 1e-8):
+                 eps: float = 1e-8, foreach: bool | None = None):
         super().__init__(params)
-        self.lr = _check_number(lr, "lr", "Adam", lower=0.0, lower_open=True)
+        self.lr = checks.number(lr, "Adam: lr", lower=0.0, lower_open=True, upper_open=True)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
-        self.betas = (_check_number(betas[0], "betas[0]", "Adam", lower=0.0, upper=1.0),
-                      _check_number(betas[1], "betas[1]", "Adam", lower=0.0, upper=1.0))
-        self.eps = _check_number(eps, "eps", "Adam", lower=0.0)
-        # The flat m and v (None with mixed dtypes), and where each parameter's part starts and stops.
-        self._flat_m = self._flat_v = self._flat_gradient = self._flat_update = None
-        self._spans: list[tuple[int, int]] = []
-        if len({p.dtype for p in self.params}) == 1:
-            stop = 0
-            for p in self.params:
-                self._spans.append((stop, stop + p.size))
-                stop += p.size
-            dtype = self.params[0].dtype
-            self._flat_m, self._flat_v = np.zeros(stop, dtype), np.zeros(stop, dtype)
-            # scratch space, reused at every step: all gradients end to end, and the update
-            self._flat_gradient, self._flat_update = np.empty(stop, dtype), np.empty(stop, dtype)
+        self.betas = (checks.number(betas[0], "Adam: betas[0]", lower=0.0, upper=1.0, upper_open=True),
+                      checks.number(betas[1], "Adam: betas[1]", lower=0.0, upper=1.0, upper_open=True))
+        self.eps = checks.number(eps, "Adam: eps", lower=0.0, upper_open=True)
+        self.foreach = True if foreach is None else checks.flag(foreach, "Adam: foreach")
+        # The fast form needs one dtype for its flat arrays; with mixed dtypes, the loop it is.
+        self._flat = FlatAdam(self.params) if len({p.dtype for p in self.params}) == 1 else None
 
     def step(self) -> None:
-        ready = self._parameters_with_gradients(check_finite=False)
-        if not ready:
+        ready = self._parameters_with_gradients(check_finite=False)  # (finiteness: just below)
+        # Python floats (even if the user set, say, lr to a NumPy float), so that float32
+        # parameters are updated in float32 arithmetic by both forms alike.
+        lr, eps = float(self.lr), float(self.eps)
+        beta1, beta2 = float(self.betas[0]), float(self.betas[1])
+        if self.foreach and self._flat is not None and self._flat.applies(ready, self.state):
+            self._flat.step(ready, self.state, lr, beta1, beta2, eps, self._check_finite)
             return
-        if self._can_step_together(ready):  # every parameter, one t: one pass over the flat buffers
-            all_gradients = np.concatenate([grad.reshape(-1) for _, grad in ready], out=self._flat_gradient)
-            self._check_finite(all_gradients)  # before anything changes
-            states = [self._state_of(p) for p in self.params]  # (a new one zeroes its part)
-            t = states[0]["step"] + 1
-            update = self._advance(self._flat_m, self._flat_v, all_gradients, t, out=self._flat_update)
-            for p, state, (start, stop) in zip(self.params, states, self._spans):
-                state["step"] = t
-                p.data -= update[start:stop].reshape(p.data.shape)
-            return
-        for p, grad in ready:  # check all of them before changing any
+        for _, grad in ready:  # every gradient is checked before any parameter changes
             self._check_finite(grad)
         for p, grad in ready:
-            state = self._state_of(p)
-            state["step"] += 1
-            p.data -= self._advance(state["m"], state["v"], grad, state["step"], out=np.empty_like(p.data))
-
-    def _can_step_together(self, ready: list) -> bool:
-        """True when one pass over the flat buffers is exactly the per-parameter update: every
-        parameter has a gradient, all have taken the same number of steps, and each one's m and
-        v are still its own part of the flat buffers (not resized, not replaced by the user)."""
-        if self._flat_m is None or len(ready) != len(self.params):
-            return False
-        if len({self._steps_taken(p) for p in self.params}) != 1:
-            return False
-        for p, (start, stop) in zip(self.params, self._spans):
             state = self.state.get(p)
-            if p.size != stop - start:
+            if state is None:  # p's first step with a gradient: m = v = 0
+                state = {"step": 0, "m": np.zeros_like(p.data), "v": np.zeros_like(p.data)}
+                self.state[p] = state
+            state["step"] += 1
+            adam_update(p.data, grad, state["m"], state["v"], state["step"], lr, beta1, beta2, eps)
+
+
+def adam_update(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray, t: int,
+                lr: float, beta1: float, beta2: float, eps: float) -> None:
+    """One Adam step of one parameter at its t-th step, in place on ``param``, ``m`` and ``v``.
+
+    The last two lines are lr * m_hat / (sqrt(v_hat) + eps) in PyTorch's arrangement: the bias
+    corrections are folded into two numbers, so that no m_hat or v_hat array is made.
+    """
+    m[...] = beta1 * m + (1 - beta1) * grad                        # running mean of g
+    v[...] = beta2 * v + (1 - beta2) * (grad * grad)               # running mean of g^2
+    step_size = lr / (1 - beta1 ** t)                              # lr * m_hat = step_size * m
+    denominator = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + eps     # sqrt(v_hat) + eps
+    param -= step_size * m / denominator
+
+
+class FlatAdam:
+    """Adam's fast form: ``adam_update`` for all parameters at once, one set of NumPy calls.
+
+    Why: ``adam_update`` makes about fifteen NumPy calls, and on a small model each call costs
+    more in overhead (about a microsecond) than in arithmetic: eight parameter tensors, a hundred
+    and twenty calls. PyTorch's multi-tensor ("foreach") Adam has calls that take a list of
+    tensors; NumPy has none, so here the lists are made into single arrays: the m of all
+    parameters lie end to end in one flat array, and so do the v. ``state[p]["m"]`` is p's slice of the flat m,
+    reshaped to p's shape: a view, so the state the user sees is the flat array itself.
+
+    A step (1) copies all gradients end to end into a scratch array, (2) runs adam_update's
+    lines once on the flat arrays, in place or into the scratch arrays (kept from step to step:
+    on this scale a new array costs more than the arithmetic, as the allocator maps fresh
+    pages), and (3) subtracts each parameter's part of the update from it. Every entry goes
+    through the same floating-point operations in the same order as in adam_update, so the
+    result is the same to the last bit.
+
+    That holds only while the flat arrays are the state and one t serves every parameter, which
+    ``applies`` checks before each step: every parameter has a gradient, has kept its size and
+    dtype, and either none has a state yet or all have taken the same number of steps with m
+    and v still their views of the flat arrays (not replaced or deleted by the user). When it
+    does not hold, ``Adam.step`` takes the loop over adam_update instead.
+    """
+
+    def __init__(self, params: list[Tensor]):
+        self.params = tuple(params)  # (Adam.params is a list the user may change)
+        self.dtype = self.params[0].dtype
+        self.sizes = [p.size for p in self.params]
+        self.size = sum(self.sizes)
+        # m and v of all parameters, and two scratch arrays: the gradients end to end, then the
+        # update. (Made here, once; each parameter's views of them are made at its first step.)
+        self.m, self.v = np.zeros(self.size, self.dtype), np.zeros(self.size, self.dtype)
+        self.gradients, self.update = np.empty(self.size, self.dtype), np.empty(self.size, self.dtype)
+        self.m_views: list[np.ndarray] = []
+        self.v_views: list[np.ndarray] = []
+        self.update_views: list[np.ndarray] = []
+
+    def applies(self, ready: list, state: dict) -> bool:
+        """True when one flat step is exactly adam_update on each parameter (see the class)."""
+        if len(ready) != len(self.params):
+            return False  # some parameter has no gradient in this step
+        for (p, grad), q, size in zip(ready, self.params, self.sizes):
+            if (p is not q or p.data.size != size or p.data.dtype != self.dtype
+                    or grad.dtype != self.dtype):
                 return False
-            if state is not None and (getattr(state["m"], "base", None) is not self._flat_m
-                                      or getattr(state["v"], "base", None) is not self._flat_v):
+        if not any(p in state for p in self.params):
+            return True  # everyone's first step
+        if not self.m_views:
+            return False  # (states made by the loop)
+        t = state.get(self.params[0], {}).get("step")
+        for p, m, v in zip(self.params, self.m_views, self.v_views):
+            p_state = state.get(p, {})
+            if p_state.get("step") != t or p_state.get("m") is not m or p_state.get("v") is not v:
                 return False
         return True
 
-    def _steps_taken(self, p: Tensor) -> int:
-        state = self.state.get(p)
-        return 0 if state is None else state["step"]
-
-    def _state_of(self, p: Tensor) -> dict:
-        """p's step count, m and v, created at its first step with a gradient."""
-        state = self.state.get(p)
-        if state is None:
-            state = self.state[p] = self._new_state(p)
-        return state
-
-    def _new_state(self, p: Tensor) -> dict:
-        """Step 0 with m = v = 0: p's part of the flat buffers, or arrays of its own when there
-        are no flat buffers (mixed dtypes) or p.data was replaced by one of another size."""
-        if self._flat_m is not None:
-            start, stop = self._spans[next(i for i, q in enumerate(self.params) if q is p)]
-            if p.size == stop - start:
-                m = self._flat_m[start:stop].reshape(p.shape)
-                v = self._flat_v[start:stop].reshape(p.shape)
-                m[...] = 0.0  # (zero already, unless an earlier state of p was deleted)
-                v[...] = 0.0
-                return {"step": 0, "m": m, "v": v}
-        return {"step": 0, "m": np.zeros_like(p.data), "v": np.zeros_like(p.data)}
-
-    def _advance(self, m: np.ndarray, v: np.ndarray, grad: np.ndarray, t: int,
-                 out: np.ndarray) -> np.ndarray:
-        """Move m and v (in place) to step t and write the step lr * m_hat / (sqrt(v_hat) + eps)
-        into ``out``, which is returned. No array is allocated: on this scale a fresh
-        temporary costs more (the allocator maps new pages) than the arithmetic."""
-        beta1, beta2 = self.betas
-        # One NumPy pass per line. The last five compute lr * m_hat / (sqrt(v_hat) + eps)
-        # arranged as PyTorch does: (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
+    def step(self, ready: list, state: dict, lr: float, beta1: float, beta2: float, eps: float,
+             check_finite) -> None:
+        """One Adam step of every parameter (after ``applies`` said yes). ``check_finite``
+        raises, naming the parameter, if the gradients hold a NaN or an infinity."""
+        gradients = np.concatenate([grad.reshape(-1) for _, grad in ready], out=self.gradients)
+        check_finite(gradients)  # all of them in one pass, before anything changes
+        if state.get(self.params[0]) is None:  # (then no parameter has a state: see applies)
+            self._start(state)
+        t = state[self.params[0]]["step"] + 1
+        m, v, update = self.m, self.v, self.update
+        # adam_update's lines, each split into in-place calls that keep its order of operations
         m *= beta1
-        np.multiply(grad, 1.0 - beta1, out=out)
-        m += out                                       # m = beta1 m + (1 - beta1) g
+        np.multiply(gradients, 1 - beta1, out=update)
+        m += update                                    # m = beta1 * m + (1 - beta1) * g
         v *= beta2
-        np.multiply(grad, grad, out=out)
-        out *= 1.0 - beta2
-        v += out                                       # v = beta2 v + (1 - beta2) g^2
-        np.sqrt(v, out=out)
-        out /= math.sqrt(1.0 - beta2 ** t)             # sqrt(v_hat)
-        out += self.eps                                # sqrt(v_hat) + eps
-        np.divide(m, out, out=out)                     # m / (sqrt(v_hat) + eps)
-        out *= self.lr / (1.0 - beta1 ** t)            # lr * m_hat / (sqrt(v_hat) + eps)
-        return out
+        np.multiply(gradients, gradients, out=update)
+        update *= 1 - beta2
+        v += update                                    # v = beta2 * v + (1 - beta2) * (g * g)
+        np.sqrt(v, out=update)
+        update /= math.sqrt(1 - beta2 ** t)
+        update += eps                                  # denominator = sqrt(v_hat) + eps
+        step_size = lr / (1 - beta1 ** t)
+        np.multiply(m, step_size, out=gradients)       # (the gradients are used up: reuse the array)
+        np.divide(gradients, update, out=update)       # step_size * m / denominator
+        for p, p_update in zip(self.params, self.update_views):
+            state[p]["step"] = t
+            p.data -= p_update
+
+    def _start(self, state: dict) -> None:
+        """Everyone's first step: m = v = 0, and each parameter's state holds its views."""
+        self.m[...] = 0.0  # (zero already, unless the user deleted the states of earlier steps)
+        self.v[...] = 0.0
+        self.m_views, self.v_views = self._views(self.m), self._views(self.v)
+        self.update_views = self._views(self.update)
+        for p, m, v in zip(self.params, self.m_views, self.v_views):
+            state[p] = {"step": 0, "m": m, "v": v}
+
+    def _views(self, flat: np.ndarray) -> list[np.ndarray]:
+        """Each parameter's part of ``flat``, in its shape. (The shapes cannot change later
+        without the check before each step noticing: a state's m must have p's shape.)"""
+        views, start = [], 0
+        for p, size in zip(self.params, self.sizes):
+            views.append(flat[start:start + size].reshape(p.shape))
+            start += size
+        return views
 
 
 def _buffer_shape_changed(buffers: dict, shape: tuple) -> bool:
@@ -265,16 +317,3 @@ def _buffer_shape_changed(buffers: dict, shape: tuple) -> bool:
             return True
     return False
 
-
-def _check_number(value, what: str, where: str, lower: float, upper: float = math.inf,
-                  lower_open: bool = False) -> float:
-    """``value`` as a float if it lies in [lower, upper) (or (lower, upper) when lower_open),
-    else a ValueError that names the argument and the allowed range."""
-    allowed = f"{'(' if lower_open else '['}{lower}, {upper})"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{where}: {what} must be a number in {allowed}, got {value!r}")
-    value = float(value)
-    too_low = value <= lower if lower_open else value < lower
-    if math.isnan(value) or too_low or not value < upper:
-        raise ValueError(f"{where}: {what} must be in {allowed}, got {value!r}")
-    return value

@@ -11,15 +11,16 @@ from typing import Optional
 
 import numpy as np
 
+from tinygrad_reparam import checks
+
 _default_generator = np.random.default_rng()
 
 
 def manual_seed(seed: int) -> np.random.Generator:
     """Reset the package's default generator to ``np.random.default_rng(seed)`` and return it."""
     global _default_generator
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"manual_seed: seed must be a non-negative integer, got {seed!r}")
-    _default_generator = np.random.default_rng(int(seed))
+    seed = checks.count(seed, "manual_seed: seed", minimum=0)
+    _default_generator = np.random.default_rng(seed)
     return _default_generator
 
 

@@ -240,7 +240,7 @@ def accumulate(previous: Optional[np.ndarray], grad: np.ndarray, dtype) -> np.nd
     """previous + grad as a new array (grad may be shared: a VJP may pass it through)."""
     if previous is None:
         return np.array(grad, dtype=dtype)  # a copy: the caller's array stays the caller's
-    return (previous + grad).astype(dtype, copy=False)
+    return np.asarray(previous + grad, dtype=dtype)  # (asarray: a 0-d sum is a NumPy scalar)
 
 
 def topological_order(root: Tensor) -> list:

@@ -33,6 +33,7 @@ except ImportError as error:  # pragma: no cover - only without the test extra
         'tinygrad_reparam.testing needs hypothesis: pip install "tinygrad_reparam[test]"'
     ) from error
 
+from tinygrad_reparam import checks
 from tinygrad_reparam.tensor import Tensor
 
 __all__ = ["shapes", "float_arrays", "broadcastable_shapes", "positive_scales",
@@ -54,7 +55,7 @@ def _shape_strategy(shape):
         return shapes()
     if isinstance(shape, st.SearchStrategy):
         return shape
-    if isinstance(shape, (int, np.integer)):
+    if checks.is_integer(shape):
         return st.just((int(shape),))
     return st.just(tuple(int(side) for side in shape))
 
@@ -78,8 +79,8 @@ def float_arrays(shape=None, low: float = -10.0, high: float = 10.0, dtype=np.fl
     Example: ``float_arrays(shape=(2, 3), low=-1.0, high=1.0)`` draws 2x3 float64 arrays
     with entries in [-1, 1].
     """
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f" or dtype.itemsize not in (4, 8):
+    dtype = checks.float_dtype(dtype, "float_arrays: dtype")
+    if dtype.itemsize not in (4, 8):  # the float widths hypothesis draws
         raise ValueError(f"float_arrays: dtype must be float32 or float64, got {dtype}")
     if not low <= high:
         raise ValueError(f"float_arrays: need low <= high, got low={low}, high={high}")
@@ -136,10 +137,9 @@ def probability_vectors(k=None, min_k: int = 2, max_k: int = 6, min_prob: float 
     Example: ``probability_vectors(k=3, min_prob=0.05)`` draws vectors such as
     ``[0.05, 0.6, 0.35]``.
     """
-    if k is not None and k < 1:
-        raise ValueError(f"probability_vectors: k must be at least 1, got {k}")
-    if min_prob < 0:
-        raise ValueError(f"probability_vectors: min_prob must be >= 0, got {min_prob}")
+    if k is not None:
+        k = checks.count(k, "probability_vectors: k")
+    min_prob = checks.number(min_prob, "probability_vectors: min_prob", 0, 1)
     return _probability_vectors(k, min_k, max_k, min_prob)
 
 
@@ -154,5 +154,6 @@ def tensors(shape=None, low: float = -10.0, high: float = 10.0, requires_grad: b
             x.sum().backward()
             assert np.array_equal(x.grad, np.ones(3))
     """
+    requires_grad = checks.flag(requires_grad, "tensors: requires_grad")
     return float_arrays(shape, low=low, high=high, dtype=dtype).map(
         lambda data: Tensor(data, requires_grad=requires_grad))

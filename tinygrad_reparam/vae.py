@@ -9,11 +9,11 @@ Training maximizes the evidence lower bound
 The KL between two Gaussians is analytic. The first term is an expectation over q_phi, and its
 gradient with respect to the encoder's phi is where the reparameterization trick comes in:
 
-- ``estimator="reparam"``: z = mu + sigma * eps with eps ~ N(0, I) (``rsample``), so the gradient
-  flows from the decoder through z into mu and sigma (the pathwise estimator);
-- ``estimator="reinforce"``: z is drawn with ``sample()`` (the graph is cut at z), and the encoder
-  gets the score-function estimate (log p(x|z) - b) * grad log q_phi(z | x), with b a moving
-  average of past reconstruction terms; ``"reinforce-nobaseline"`` uses b = 0.
+- ``estimator="pathwise"``: z = mu + sigma * eps with eps ~ N(0, I) (``rsample``), so the
+  gradient flows from the decoder through z into mu and sigma (the reparameterized gradient);
+- ``estimator="score"``: z is drawn with ``sample()`` (the graph is cut at z), and the encoder
+  gets the score-function (REINFORCE) estimate (log p(x|z) - b) * grad log q_phi(z | x), with b a
+  moving average of past reconstruction terms; ``"score_nobaseline"`` uses b = 0.
 
 Either way the decoder's gradient is the ordinary one, and both draw one z per image, so each
 step costs the same number of decoder evaluations. The importance-weighted bound
@@ -31,14 +31,15 @@ from typing import Optional
 import numpy as np
 
 from tinygrad_reparam.distributions.normal import Normal
-from tinygrad_reparam.estimators import MovingAverageBaseline, score_function_surrogate
+from tinygrad_reparam.estimators import (PATHWISE, SCORE, SCORE_NOBASELINE, MovingAverageBaseline,
+                                         score_function_surrogate)
 from tinygrad_reparam.nn import MLP, Module
 from tinygrad_reparam.fused import binary_cross_entropy_with_logits
 from tinygrad_reparam.random import get_rng
 from tinygrad_reparam import checks
 from tinygrad_reparam.tensor import Tensor, no_grad
 
-ESTIMATORS = ("reparam", "reinforce", "reinforce-nobaseline")
+ESTIMATORS = (PATHWISE, SCORE, SCORE_NOBASELINE)  # the gradients elbo() can give the encoder
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -62,24 +63,18 @@ def standard_normal_log_density(z: Tensor) -> Tensor:
     return -0.5 * (z * z).sum(axis=-1) - 0.5 * z.shape[-1] * LOG_2PI
 
 
-def _check_count(value, name: str, where: str, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = "positive" if minimum == 1 else "non-negative"
-        raise ValueError(f"{where}: {name} must be a {kind} integer, got {value!r}")
-
-
 class VAE(Module):
     """MLP VAE for binary images: x_dim -> hidden -> (mu, log_var) and z_dim -> hidden -> logits."""
 
     def __init__(self, x_dim: int = 64, hidden: int = 200, z_dim: int = 8, activation: str = "tanh",
                  rng: Optional[np.random.Generator] = None, baseline_decay: float = 0.9):
-        for name, value in (("x_dim", x_dim), ("hidden", hidden), ("z_dim", z_dim)):
-            _check_count(value, name, "VAE")
+        self.x_dim = checks.count(x_dim, "VAE: x_dim")
+        self.hidden = checks.count(hidden, "VAE: hidden")
+        self.z_dim = checks.count(z_dim, "VAE: z_dim")
         baseline = MovingAverageBaseline(baseline_decay)  # checked before any weight is drawn
         rng = get_rng(rng)
-        self.x_dim, self.hidden, self.z_dim = x_dim, hidden, z_dim
-        self.encoder = MLP([x_dim, hidden, 2 * z_dim], activation=activation, rng=rng)
-        self.decoder = MLP([z_dim, hidden, x_dim], activation=activation, rng=rng)
+        self.encoder = MLP([self.x_dim, self.hidden, 2 * self.z_dim], activation=activation, rng=rng)
+        self.decoder = MLP([self.z_dim, self.hidden, self.x_dim], activation=activation, rng=rng)
         # The REINFORCE baseline b: a moving average of the batch's mean reconstruction term.
         self.baseline = baseline
 
@@ -114,28 +109,28 @@ class VAE(Module):
         return x
 
     # --- objectives ----------------------------------------------------------------------------
-    def elbo(self, x, rng: Optional[np.random.Generator] = None, estimator: str = "reparam") -> Tensor:
+    def elbo(self, x, rng: Optional[np.random.Generator] = None, estimator: str = PATHWISE) -> Tensor:
         """The batch mean of the one-sample ELBO estimate, as a Tensor to maximize.
 
         Its value is the same random quantity under every estimator; what differs is the gradient
         that reaches the encoder (see the module docstring).
         """
-        if estimator not in ESTIMATORS:
+        if not isinstance(estimator, str) or estimator not in ESTIMATORS:
             raise ValueError(f"VAE.elbo: estimator must be one of {ESTIMATORS}, got {estimator!r}")
         x = self._check_input(x)
         mu, log_var = self._encode(x)
         q = Normal(mu, (0.5 * log_var).exp(), validate_args=False)
         kl = gaussian_kl_to_standard_normal(mu, log_var)
 
-        if estimator == "reparam":
+        if estimator == PATHWISE:
             z = q.rsample(rng=rng)  # z = mu + sigma * eps: the gradient flows through z
             reconstruction = bernoulli_log_likelihood(self.decode(z), x)
             return (reconstruction - kl).mean()
 
-        z = q.sample(rng=rng)  # the graph is cut at z: the decoder still learns, the encoder does not
+        z = q.sample(rng=rng)  # the graph is cut at z: no gradient reaches the encoder through z
         reconstruction = bernoulli_log_likelihood(self.decode(z), x)
         baseline = None
-        if estimator == "reinforce":
+        if estimator == SCORE:
             baseline = self.baseline.value  # read before the update: b never contains this batch
             self.baseline.update(reconstruction.data)
         log_q = q.log_prob(z).sum(axis=-1)
@@ -147,7 +142,7 @@ class VAE(Module):
     @no_grad()
     def evaluate_elbo(self, x, rng: Optional[np.random.Generator] = None, samples: int = 100) -> np.ndarray:
         """Per-image ELBO: the reconstruction term averaged over ``samples`` draws, KL analytic."""
-        _check_count(samples, "samples", "evaluate_elbo")
+        samples = checks.count(samples, "evaluate_elbo: samples")
         x = self._check_input(x)
         mu, log_var = self._encode(x)
         q = Normal(mu, (0.5 * log_var).exp(), validate_args=False)
@@ -163,8 +158,8 @@ class VAE(Module):
         The k log-weights are computed ``chunk`` samples at a time (memory), then combined with a
         stable log-sum-exp.
         """
-        _check_count(k, "k", "iwae_bound")
-        _check_count(chunk, "chunk", "iwae_bound")
+        k = checks.count(k, "iwae_bound: k")
+        chunk = checks.count(chunk, "iwae_bound: chunk")
         x = self._check_input(x)
         rng = get_rng(rng)
         q = self.posterior(x)
@@ -186,6 +181,6 @@ class VAE(Module):
     @no_grad()
     def sample_prior(self, n: int, rng: Optional[np.random.Generator] = None) -> np.ndarray:
         """Pixel probabilities for n latents drawn from the prior N(0, I)."""
-        _check_count(n, "n", "sample_prior", minimum=0)
+        n = checks.count(n, "sample_prior: n", minimum=0)
         z = Tensor(get_rng(rng).standard_normal((n, self.z_dim)))
         return self.decode(z).sigmoid().data

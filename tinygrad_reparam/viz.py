@@ -31,6 +31,7 @@ from typing import Iterator, Optional, TextIO
 
 import numpy as np
 
+from tinygrad_reparam import checks
 from tinygrad_reparam.tensor import Tensor
 
 # Fill colours of the kinds of node.
@@ -181,9 +182,10 @@ def _attribute_list(attributes: dict) -> str:
     return "[" + ", ".join(f"{name}={_quote(value)}" for name, value in attributes.items()) + "]"
 
 
-def _check_tensor(tensor, where: str) -> None:
+def _check_arguments(where: str, tensor, max_values) -> None:
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{where}: expected a Tensor, got {type(tensor).__name__}")
+    checks.count(max_values, f"{where}: max_values", minimum=0)
 
 
 def to_dot(tensor: Tensor, max_values: int = 6) -> str:
@@ -194,7 +196,7 @@ def to_dot(tensor: Tensor, max_values: int = 6) -> str:
     ``max_values`` elements. Render the text with ``render()``, the ``dot`` program
     (``dot -Tsvg graph.dot -o graph.svg``) or any online Graphviz viewer.
     """
-    _check_tensor(tensor, "to_dot")
+    _check_arguments("to_dot", tensor, max_values)
     tensors = _distinct_tensors(tensor)
     node_names = {id(t): f"t{number}" for number, t in enumerate(tensors)}
 
@@ -220,7 +222,7 @@ def render(tensor: Tensor, path, max_values: int = 6) -> Path:
     The format follows the suffix of ``path``: ``.svg`` or ``.png``. Returns the path.
     Raises ``ValueError`` for other suffixes and ``RuntimeError`` when ``dot`` is missing or fails.
     """
-    _check_tensor(tensor, "render")
+    _check_arguments("render", tensor, max_values)
     path = Path(path)
     image_format = RENDER_FORMATS.get(path.suffix.lower())
     if image_format is None:
@@ -256,7 +258,7 @@ def graph_text(tensor: Tensor, max_values: int = 6) -> str:
     that was already printed appears again only as a back-reference, e.g. ``mul (3,)  [see #2]``,
     so shared subgraphs are printed once. Inputs marked ``[no gradient]`` are display-only (a cut).
     """
-    _check_tensor(tensor, "graph_text")
+    _check_arguments("graph_text", tensor, max_values)
     lines = []
     for t, depth, is_cut, number, seen_before in _walk(tensor):
         indent = "  " * min(depth, MAX_INDENT_LEVELS)

@@ -1,8 +1,12 @@
 """Distributions: ``sample()`` cuts the graph, ``rsample()`` is z = loc + scale * eps and does not.
 
 Import as ``import tinygrad_reparam.distributions as D``. Each family lives in a small file of
-its own and registers its closed-form KL divergences there.
+its own and registers its closed-form KL divergences there. What families share lives once:
+``base.py`` (drawing, the parameter check driven by each family's ``arg_constraints`` table from
+``constraints.py``, the shape check of ``log_prob``), ``location_scale.py`` (loc and scale, and
+z = loc + scale * eps) and ``probs_logits.py`` (families given by probs or by logits).
 """
+from tinygrad_reparam.distributions import constraints
 from tinygrad_reparam.distributions.base import Distribution
 from tinygrad_reparam.distributions.kl import kl_divergence, register_kl
 from tinygrad_reparam.distributions.location_scale import LocationScale
@@ -19,7 +23,7 @@ from tinygrad_reparam.distributions.relaxed_categorical import RelaxedOneHotCate
 from tinygrad_reparam.distributions.tanh_normal import TanhNormal
 
 __all__ = [
-    "Distribution", "LocationScale", "kl_divergence", "register_kl",
+    "Distribution", "LocationScale", "constraints", "kl_divergence", "register_kl",
     "Normal", "Laplace", "Logistic", "Gumbel", "LogNormal", "Uniform",
     "Bernoulli", "Categorical", "RelaxedBernoulli", "RelaxedOneHotCategorical", "TanhNormal",
 ]

@@ -11,16 +11,24 @@ Two ways to draw from q_phi(z):
 
 Shapes follow ``sample_shape + batch_shape + event_shape``: ``batch_shape`` is the broadcast shape
 of the parameters (independent distributions side by side), ``event_shape`` the shape of one
-draw (empty for scalar families, ``(k,)`` for a one-hot over k categories).
+draw (empty for scalar families, ``(k,)`` for a one-hot over k categories). ``log_prob(value)``
+needs a value of that form: it must end in ``event_shape``, and the rest must broadcast with
+``batch_shape``; anything else is an error that names the three shapes.
+
+Parameters are checked in one place. Each family declares ``arg_constraints``, a table from its
+parameter names to constraints (``constraints.py``), and its constructor hands the parameters to
+``_take_parameters``, which turns them into Tensors and checks each against its entry. The
+base class also keeps them by name, which is all that ``parameters()`` and ``repr`` need.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 
 from tinygrad_reparam import checks
 from tinygrad_reparam.cuts import mark_stochastic
+from tinygrad_reparam.distributions.constraints import Constraint
 from tinygrad_reparam.tensor import Tensor, is_grad_enabled, no_grad
 
 
@@ -34,54 +42,15 @@ def as_parameter(value, distribution: str, name: str) -> Tensor:
     return Tensor(checks.float_array(value, f"{distribution}: parameter {name}"))
 
 
-def location_and_scale(distribution: str, loc, scale, validate_args: bool) -> tuple:
-    """``loc`` and ``scale`` as Tensors; with ``validate_args``, loc must be finite and scale
-    positive and finite (errors name ``distribution``, the class the user built)."""
-    loc = as_parameter(loc, distribution, "loc")
-    scale = as_parameter(scale, distribution, "scale")
-    if validate_args:
-        check_parameter(distribution, "loc", loc.data, np.isfinite(loc.data), "finite")
-        check_parameter(distribution, "scale", scale.data, (scale.data > 0) & np.isfinite(scale.data),
-                        "positive and finite (> 0)")
-    return loc, scale
-
-
-def check_parameter(distribution: str, name: str, values: np.ndarray, ok: np.ndarray,
-                    constraint: str) -> None:
-    """Raise ValueError naming the distribution, the parameter, its constraint and the bad values.
-    NaN never satisfies a constraint."""
-    values, ok = np.broadcast_arrays(np.asarray(values), np.asarray(ok))
-    if not ok.all():
-        bad = values[~ok]
-        shown = np.array2string(np.asarray(bad).reshape(-1)[:5], precision=6, separator=", ")
-        count = np.size(bad)
-        raise ValueError(
-            f"{distribution}: parameter {name} must be {constraint}; got {count} bad "
-            f"value{'s' if count != 1 else ''}: {shown}{' ...' if count > 5 else ''}"
-        )
-
-
-def _is_int(n) -> bool:
-    return isinstance(n, (int, np.integer)) and not isinstance(n, bool)
-
-
-def check_sample_shape(sample_shape) -> tuple:
-    if _is_int(sample_shape):
-        sample_shape = (sample_shape,)
-    if not isinstance(sample_shape, (tuple, list)) or not all(_is_int(n) for n in sample_shape):
-        raise TypeError(f"sample_shape must be an int or a tuple of ints, got {sample_shape!r}")
-    sample_shape = tuple(int(n) for n in sample_shape)
-    if any(n < 0 for n in sample_shape):
-        raise ValueError(f"sample_shape must not contain negative sizes, got {sample_shape}")
-    return sample_shape
-
-
 class Distribution:
-    """Base class. Subclasses set ``has_rsample`` and implement ``log_prob``, ``entropy``,
-    ``mean``, ``variance`` and either ``rsample`` (reparameterizable families) or
-    ``_draw`` (families whose samples cannot be written as a differentiable function of noise)."""
+    """Base class. Subclasses set ``has_rsample`` and ``arg_constraints``, take their parameters
+    with ``_take_parameters``, and implement ``log_prob``, ``entropy``, ``mean``, ``variance``
+    and either ``rsample`` (reparameterizable families) or ``_draw`` (families whose samples
+    cannot be written as a differentiable function of noise)."""
 
     has_rsample = False
+    arg_constraints: Dict[str, Constraint] = {}  # parameter name -> the rule its values obey
+    _named_parameters: Dict[str, Tensor] = {}    # set per instance by _take_parameters
 
     def __init__(self, batch_shape: tuple, event_shape: tuple = ()):
         self._batch_shape = tuple(batch_shape)
@@ -95,14 +64,49 @@ class Distribution:
     def event_shape(self) -> tuple:
         return self._event_shape
 
+    # --- parameters ----------------------------------------------------------------------------
+    def _take_parameters(self, validate_args: bool, **given) -> tuple:
+        """The constructor's parameters as Tensors, in the order given (Tensors pass through with
+        their graph; numbers and arrays become constants). With ``validate_args`` each one is
+        checked against its constraint in ``arg_constraints``."""
+        name = type(self).__name__
+        tensors = {key: as_parameter(value, name, key) for key, value in given.items()}
+        if validate_args:
+            for key, tensor in tensors.items():
+                constraint = self.arg_constraints[key]
+                self._check_values(key, tensor.data, constraint.test(tensor.data), constraint.description)
+        self._named_parameters = tensors
+        return tuple(tensors.values())
+
+    def _check_values(self, parameter: str, values, ok, constraint: str) -> None:
+        """ValueError unless ``ok`` holds everywhere, naming the class the user built, the
+        parameter, the constraint and the bad values. Rules that involve several parameters
+        (Uniform's low < high) call this directly."""
+        checks.every_value(f"{type(self).__name__}: parameter {parameter}", values, ok, constraint)
+
+    def _broadcast_parameter_shapes(self) -> tuple:
+        """The batch shape of a family whose parameters all act elementwise: the broadcast of their
+        shapes, or an error naming each parameter's shape."""
+        try:
+            return np.broadcast_shapes(*(tensor.shape for tensor in self._named_parameters.values()))
+        except ValueError:
+            listed = ", ".join(f"{key} {tensor.shape}" for key, tensor in self._named_parameters.items())
+            raise ValueError(f"{type(self).__name__}: parameter shapes cannot be broadcast together: "
+                             f"{listed}") from None
+
     def parameters(self) -> tuple:
         """The parameter Tensors, in the order the constructor takes them (for display)."""
-        raise NotImplementedError
+        return tuple(self._named_parameters.values())
 
-    def _extended_shape(self, sample_shape=()) -> tuple:
-        return check_sample_shape(sample_shape) + self._batch_shape + self._event_shape
+    def _dtype(self) -> np.dtype:
+        """The dtype of draws: float64 unless every parameter is float32 (noise is drawn in
+        float64, then cast)."""
+        return np.result_type(*(tensor.dtype for tensor in self.parameters()))
 
     # --- drawing ----------------------------------------------------------------------------
+    def _extended_shape(self, sample_shape=()) -> tuple:
+        return checks.sample_shape(sample_shape) + self._batch_shape + self._event_shape
+
     def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
         name = type(self).__name__
         raise NotImplementedError(
@@ -121,12 +125,29 @@ class Distribution:
             if self.has_rsample:
                 value = self.rsample(sample_shape, rng).data
             else:
-                value = self._draw(check_sample_shape(sample_shape), rng)
+                value = self._draw(checks.sample_shape(sample_shape), rng)
         node = Tensor(value)  # the draw, as a node with no gradient path: the cut (cuts.py)
         mark_stochastic(node, f"{type(self).__name__}.sample", self.parameters(), is_grad_enabled())
         return node
 
     # --- densities and moments ----------------------------------------------------------------
+    def _value(self, value, method: str = "log_prob") -> Tensor:
+        """The argument of ``log_prob`` as a Tensor (samples pass through with their graph). Its
+        shape must be some sample shape + batch_shape + event_shape, where the batch part may
+        broadcast: it must end in event_shape, and the rest must broadcast with batch_shape."""
+        if not isinstance(value, Tensor):
+            value = Tensor(checks.float_array(value, f"{method} value"))
+        event, batch = self.event_shape, self.batch_shape
+        leading = value.shape[:value.ndim - len(event)]
+        if value.shape[len(leading):] != event or not checks.broadcastable(leading, batch):
+            expected = f"the batch shape {batch}"
+            if event:
+                expected += (f" and event shape {event} (the value must end in {event}, after any "
+                             f"sample dimensions and the batch shape)")
+            raise ValueError(f"{type(self).__name__}.{method}: value of shape {value.shape} cannot be "
+                             f"broadcast with {expected}")
+        return value
+
     def log_prob(self, value) -> Tensor:
         raise NotImplementedError
 
@@ -145,28 +166,26 @@ class Distribution:
     def stddev(self) -> Tensor:
         return self.variance.sqrt()
 
+    def _describe_parameters(self) -> str:
+        return ", ".join(f"{key}: shape {tensor.shape}" for key, tensor in self._named_parameters.items())
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(batch_shape={self.batch_shape}, event_shape={self.event_shape})"
+        parameters = self._describe_parameters()
+        return (f"{type(self).__name__}({parameters}{', ' if parameters else ''}"
+                f"batch_shape={self.batch_shape}, event_shape={self.event_shape})")
 
 
-def no_closed_form(distribution: Distribution, family: str, quantity: str) -> NotImplementedError:
-    """The error for an entropy or moment with no closed form, with its Monte Carlo recipe."""
-    recipe = {"entropy": "-log_prob(rsample((n,))).mean(axis=0)",
-              "mean": "rsample((n,)).mean(axis=0)",
-              "variance": "from rsample((n,))"}[quantity]
+MONTE_CARLO_RECIPES = {
+    "entropy": "-dist.log_prob(dist.rsample((n,))).mean(axis=0)",
+    "mean": "dist.rsample((n,)).mean(axis=0)",
+    "variance": "z = dist.rsample((n,)); ((z - z.mean(axis=0)) ** 2).mean(axis=0)",
+}
+
+
+def no_closed_form(distribution: Distribution, family: str, quantity: str,
+                   recipe: Optional[str] = None) -> NotImplementedError:
+    """The error for an entropy or moment with no closed form, with its Monte Carlo recipe
+    (``recipe``, or the plain one for that quantity)."""
+    recipe = recipe or MONTE_CARLO_RECIPES[quantity]
     return NotImplementedError(f"{type(distribution).__name__}: the {family} {quantity} has no closed "
-                               f"form; estimate it by Monte Carlo, {recipe}")
-
-
-def broadcast_shape(distribution: str, **parameters: Tensor) -> tuple:
-    """The batch shape: the broadcast of all parameter shapes, with a clear error."""
-    try:
-        return np.broadcast_shapes(*(p.shape for p in parameters.values()))
-    except ValueError:
-        shapes = ", ".join(f"{name} {p.shape}" for name, p in parameters.items())
-        raise ValueError(f"{distribution}: parameter shapes cannot be broadcast together: {shapes}") from None
-
-
-def value_tensor(value) -> Tensor:
-    """The argument of log_prob as a Tensor (samples pass through with their graph)."""
-    return value if isinstance(value, Tensor) else Tensor(checks.float_array(value, "log_prob value"))
+                               f"form; estimate it by Monte Carlo: {recipe}")

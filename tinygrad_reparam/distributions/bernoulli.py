@@ -6,7 +6,7 @@
     KL(p || q) = p (log p - log q) + (1 - p) (log(1 - p) - log(1 - q)).
 
 A draw is a step function of its noise: z = [l + L > 0] with logistic noise L = logit(u),
-u ~ Uniform(0, 1). The step has derivative 0 almost everywhere, so no pathwise gradient exists:
+u ~ Uniform(0, 1), drawn by ``Logistic.standard_noise``. The step has derivative 0 almost everywhere, so no pathwise gradient exists:
 ``rsample()`` raises and says what to use instead. The gradient of E[f(z)] comes either from the
 score function, E[f(z) d log P(z) / d l] (``log_prob`` is differentiable in probs and logits for
 exactly that), or from the relaxation: ``RelaxedBernoulli`` replaces the step by
@@ -23,49 +23,32 @@ from typing import Optional
 
 import numpy as np
 
-from tinygrad_reparam.distributions.base import Distribution, check_parameter, value_tensor
+from tinygrad_reparam.distributions import constraints
 from tinygrad_reparam.distributions.kl import register_kl
+from tinygrad_reparam.distributions.logistic import Logistic
 from tinygrad_reparam.distributions.probs_logits import (
-    binary_logits, binary_probs, log1m_or_neg_inf, log_or_neg_inf, outside_support, probs_or_logits,
-    x_log_ratio, x_log_x,
+    BinaryProbsOrLogits, log_one_minus_or_neg_inf, log_or_neg_inf, outside_support, x_log_ratio, x_log_x,
 )
 from tinygrad_reparam.ops import where
-from tinygrad_reparam.random import uniform_open
+from tinygrad_reparam.random import get_rng
 from tinygrad_reparam.tensor import Tensor
 
 
-class Bernoulli(Distribution):
+class Bernoulli(BinaryProbsOrLogits):
     """A 0/1 variable with P(1) = ``probs`` (in [0, 1]) or sigmoid(``logits``); give exactly one."""
 
     has_rsample = False
+    arg_constraints = {
+        "probs": constraints.unit_interval,
+        "logits": constraints.not_nan.because("+inf and -inf mean probability 1 and 0"),
+    }
 
     def __init__(self, probs=None, logits=None, validate_args: bool = True):
-        name = type(self).__name__
-        self._given, parameter = probs_or_logits(name, probs, logits)
-        values = parameter.data
-        if validate_args and self._given == "probs":
-            check_parameter(name, "probs", values, (values >= 0) & (values <= 1), "in [0, 1]")
-        if validate_args and self._given == "logits":
-            check_parameter(name, "logits", values, ~np.isnan(values),
-                            "a number, not NaN (+inf and -inf mean probability 1 and 0)")
-        self._parameter = parameter
-        super().__init__(parameter.shape)
+        self._take_parameters(validate_args, **self._probs_or_logits(probs, logits))
+        super().__init__(self._parameter.shape)
 
-    def parameters(self) -> tuple:
-        return (self._parameter,)
-
-    # --- the two parameterizations ------------------------------------------------------------
-    @property
-    def probs(self) -> Tensor:
-        """P(z = 1): as given, or sigmoid(logits)."""
-        return binary_probs(self._given, self._parameter)
-
-    @property
-    def logits(self) -> Tensor:
-        """log p - log(1 - p): as given, or from probs (-inf at p = 0, +inf at p = 1)."""
-        return binary_logits(self._given, self._parameter)
-
-    def _q(self) -> Tensor:
+    # --- 1 - p and the two logarithms, each in its stable form ----------------------------------
+    def _one_minus_p(self) -> Tensor:
         """1 - p, which is sigmoid(-l) when logits are given (exact even where p rounds to 1)."""
         if self._given == "probs":
             return 1.0 - self._parameter
@@ -77,30 +60,29 @@ class Bernoulli(Distribution):
             return -(-self._parameter).softplus()
         return log_or_neg_inf(self._parameter)
 
-    def _log_1mp(self) -> Tensor:
+    def _log_one_minus_p(self) -> Tensor:
         """log(1 - p): -softplus(l) from logits; log1p(-p) with log 0 = -inf from probs."""
         if self._given == "logits":
             return -self._parameter.softplus()
-        return log1m_or_neg_inf(self._parameter)
+        return log_one_minus_or_neg_inf(self._parameter)
 
     # --- drawing ------------------------------------------------------------------------------
     def _draw(self, sample_shape: tuple, rng: Optional[np.random.Generator]) -> np.ndarray:
-        """z = [l + L > 0] with L = log u - log(1 - u) ~ Logistic(0, 1): P(z = 1) = sigmoid(l).
+        """z = [l + L > 0] with L ~ Logistic(0, 1), the logit of a uniform: P(z = 1) = sigmoid(l).
         Compared on the logit scale, so p = 1 - 1e-20 (logits 46) is not rounded to 1."""
-        u = uniform_open(sample_shape + self.batch_shape, rng)
-        noise = np.log(u) - np.log1p(-u)
-        return (self.logits.data + noise > 0).astype(self._parameter.dtype)
+        noise = Logistic.standard_noise(sample_shape + self.batch_shape, get_rng(rng))
+        return (self.logits.data + noise > 0).astype(self._dtype())
 
     # --- densities and moments ------------------------------------------------------------------
     def log_prob(self, value) -> Tensor:
         """log p at 1, log(1 - p) at 0, -inf at anything else (NaN stays NaN)."""
-        v = value_tensor(value).data
-        return outside_support(where(v == 1, self._log_p(), self._log_1mp()),
+        v = self._value(value).data
+        return outside_support(where(v == 1, self._log_p(), self._log_one_minus_p()),
                                inside=(v == 0) | (v == 1), is_nan=np.isnan(v))
 
     def entropy(self) -> Tensor:
         """-p log p - (1 - p) log(1 - p), with 0 log 0 = 0 (so 0 at p = 0 and p = 1)."""
-        return -(x_log_x(self.probs, self._log_p()) + x_log_x(self._q(), self._log_1mp()))
+        return -(x_log_x(self.probs, self._log_p()) + x_log_x(self._one_minus_p(), self._log_one_minus_p()))
 
     @property
     def mean(self) -> Tensor:
@@ -108,10 +90,7 @@ class Bernoulli(Distribution):
 
     @property
     def variance(self) -> Tensor:
-        return self.probs * self._q()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._given}: shape {self._parameter.shape})"
+        return self.probs * self._one_minus_p()
 
 
 @register_kl(Bernoulli, Bernoulli)
@@ -119,4 +98,4 @@ def _kl_bernoulli_bernoulli(p: Bernoulli, q: Bernoulli) -> Tensor:
     """p (log p - log q) + (1 - p)(log(1 - p) - log(1 - q)); 0 log(0 / q) = 0, +inf if q rules out
     an outcome that p allows."""
     return (x_log_ratio(p.probs, p._log_p(), q._log_p())
-            + x_log_ratio(p._q(), p._log_1mp(), q._log_1mp()))
+            + x_log_ratio(p._one_minus_p(), p._log_one_minus_p(), q._log_one_minus_p()))

@@ -25,75 +25,36 @@ from typing import Optional
 
 import numpy as np
 
-from tinygrad_reparam.distributions.base import Distribution, check_parameter, value_tensor
+from tinygrad_reparam.distributions import constraints
 from tinygrad_reparam.distributions.kl import register_kl
 from tinygrad_reparam.distributions.probs_logits import (
-    categorical_logits, categorical_probs, log_or_neg_inf, outside_support, probs_or_logits,
-    x_log_ratio, x_log_x,
+    CategoricalProbsOrLogits, log_or_neg_inf, outside_support, x_log_ratio, x_log_x,
 )
 from tinygrad_reparam.ops import where
 from tinygrad_reparam.random import uniform_open
 from tinygrad_reparam.tensor import Tensor
 
-SUM_TOLERANCE = 1e-6  # |sum(probs) - 1| allowed along the last axis
 
-
-def check_probability_vectors(distribution: str, probs: np.ndarray) -> None:
-    """probs >= 0 and summing to 1 along the last axis, else a ValueError naming the bad values."""
-    check_parameter(distribution, "probs", probs, probs >= 0,
-                    ">= 0 (a probability vector along the last axis)")
-    sums = probs.sum(axis=-1)
-    check_parameter(distribution, "probs", sums, np.abs(sums - 1) <= SUM_TOLERANCE,
-                    f"a probability vector along the last axis, summing to 1 within {SUM_TOLERANCE:g} "
-                    f"(the values shown are the sums)")
-
-
-def check_category_axis(distribution: str, kind: str, parameter: Tensor) -> int:
-    """The number of categories k = parameter.shape[-1] (at least 1)."""
-    if parameter.ndim == 0 or parameter.shape[-1] == 0:
-        raise ValueError(f"{distribution}: {kind} must have a last axis holding at least one category, "
-                         f"got shape {parameter.shape}")
-    return parameter.shape[-1]
-
-
-class Categorical(Distribution):
+class Categorical(CategoricalProbsOrLogits):
     """A class index in {0, ..., k-1} with P(i) = ``probs[..., i]`` or softmax(``logits``)[..., i]."""
 
     has_rsample = False
+    arg_constraints = {
+        "probs": constraints.at_least_zero.because("a probability vector along the last axis"),
+        "logits": constraints.unnormalized_log_probability,
+    }
 
     def __init__(self, probs=None, logits=None, validate_args: bool = True):
-        name = type(self).__name__
-        self._given, parameter = probs_or_logits(name, probs, logits)
-        self._k = check_category_axis(name, self._given, parameter)
-        values = parameter.data
+        self._take_parameters(validate_args, **self._probs_or_logits(probs, logits))
+        self._check_category_axis()
         if validate_args and self._given == "probs":
-            check_probability_vectors(name, values)
+            self._check_probability_vectors()
         if validate_args and self._given == "logits":
-            check_parameter(name, "logits", values, ~np.isnan(values) & (values < np.inf),
-                            "a number or -inf (probability 0), not NaN or +inf")
-            row_max = values.max(axis=-1)
-            check_parameter(name, "logits", row_max, np.isfinite(row_max),
-                            "finite somewhere in every row (the values shown are the row maxima; "
-                            "all -inf would leave no probability)")
-        self._parameter = parameter
-        super().__init__(parameter.shape[:-1], ())
-
-    def parameters(self) -> tuple:
-        return (self._parameter,)
-
-    @property
-    def num_categories(self) -> int:
-        return self._k
-
-    @property
-    def probs(self) -> Tensor:
-        """As given, or softmax(logits) along the last axis."""
-        return categorical_probs(self._given, self._parameter)
-
-    @property
-    def logits(self) -> Tensor:
-        """As given (unnormalized), or log(probs) with log 0 = -inf."""
-        return categorical_logits(self._given, self._parameter)
+            row_max = self._parameter.data.max(axis=-1)
+            self._check_values("logits", row_max, np.isfinite(row_max),
+                               "finite somewhere in every row (the values shown are the row maxima; "
+                               "all -inf would leave no probability)")
+        super().__init__(self._parameter.shape[:-1], ())
 
     def _log_probs(self) -> Tensor:
         """log p_i for every class: log_softmax(logits), or log(probs) with log 0 = -inf."""
@@ -111,16 +72,16 @@ class Categorical(Distribution):
         index = (cdf <= u[..., None]).sum(axis=-1)
         # u * total < total, except when the total is subnormal (possible only with
         # validate_args=False) and rounding lands on it: then take the last class with p > 0.
-        last_possible = self._k - 1 - np.argmax(probs[..., ::-1] > 0, axis=-1)
-        return np.minimum(index, last_possible).astype(self._parameter.dtype)
+        last_possible = self.num_categories - 1 - np.argmax(probs[..., ::-1] > 0, axis=-1)
+        return np.minimum(index, last_possible).astype(self._dtype())
 
     # --- densities ------------------------------------------------------------------------------
     def log_prob(self, value) -> Tensor:
         """log p_z, picked from the log-probabilities by a one-hot mask of the index z."""
-        v = value_tensor(value).data
-        valid = (v >= 0) & (v < self._k) & (v == np.floor(v))  # NaN fails every comparison
+        v, k = self._value(value).data, self.num_categories
+        valid = (v >= 0) & (v < k) & (v == np.floor(v))  # NaN fails every comparison
         index = np.where(valid, v, 0).astype(np.int64)
-        one_hot = np.arange(self._k) == index[..., None]  # shape value.shape + (k,)
+        one_hot = np.arange(k) == index[..., None]  # shape value.shape + (k,)
         picked = where(one_hot, self._log_probs(), 0.0).sum(axis=-1)
         return outside_support(picked, inside=valid, is_nan=np.isnan(v))
 
@@ -142,9 +103,6 @@ class Categorical(Distribution):
             f"{type(self).__name__} has no variance: its values are class labels, not numbers. "
             f"The one-hot encoding has variance probs * (1 - probs)."
         )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._given}: shape {self._parameter.shape}, k={self._k})"
 
 
 @register_kl(Categorical, Categorical)

@@ -9,6 +9,8 @@ Standard noise by inverting the CDF exp(-exp(-eps)) at an open uniform u in (0, 
 
 So the mean is mu + beta gamma (not mu: the law is skewed to the right), and argmax_k(log p_k +
 eps_k) with independent standard Gumbel eps_k is a draw from Categorical(p) (the Gumbel-max trick).
+RelaxedOneHotCategorical (Gumbel-Softmax) replaces that argmax by a softmax, on noise drawn by
+``Gumbel.standard_noise``.
 """
 from __future__ import annotations
 
@@ -35,7 +37,8 @@ class Gumbel(LocationScale):
     standard_mean = EULER_GAMMA
     standard_variance = math.pi ** 2 / 6.0
 
-    def standard_noise(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    @staticmethod
+    def standard_noise(shape: tuple, rng: np.random.Generator) -> np.ndarray:
         return -np.log(-np.log(uniform_open(shape, rng)))  # finite, since 0 < u < 1
 
     def standard_log_density(self, eps: Tensor) -> Tensor:

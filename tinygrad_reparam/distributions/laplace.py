@@ -36,7 +36,8 @@ class Laplace(LocationScale):
     standard_mean = 0.0
     standard_variance = 2.0
 
-    def standard_noise(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    @staticmethod
+    def standard_noise(shape: tuple, rng: np.random.Generator) -> np.ndarray:
         centred = uniform_open(shape, rng) - 0.5          # in (-1/2, 1/2), never exactly 0
         return -np.sign(centred) * np.log(1.0 - 2.0 * np.abs(centred))
 

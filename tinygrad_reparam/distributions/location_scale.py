@@ -10,7 +10,13 @@ with eps an input leaf that carries all the randomness. That is why gradients fl
     dz/dloc = 1,        dz/dscale = eps = (z - loc) / scale.
 
 Normal, Laplace, Logistic and Gumbel differ only in the noise, its log-density, its entropy and
-its first two moments; everything else lives here.
+its first two moments; everything else lives here. The noise is a static method,
+``Gumbel.standard_noise(shape, rng)``, so other families can draw it too: the Concrete
+relaxations take their Gumbel and logistic noise from here.
+
+``LocAndScale`` holds the parameter code these families share with the transformed Normals
+(LogNormal, TanhNormal): loc must be finite, scale positive and finite (``arg_constraints``),
+and the batch shape is the broadcast of their shapes.
 """
 from __future__ import annotations
 
@@ -18,37 +24,35 @@ from typing import Optional
 
 import numpy as np
 
-from tinygrad_reparam.distributions.base import (
-    Distribution, broadcast_shape, location_and_scale, value_tensor,
-)
+from tinygrad_reparam.distributions import constraints
+from tinygrad_reparam.distributions.base import Distribution
 from tinygrad_reparam.random import get_rng
 from tinygrad_reparam.tensor import Tensor
 
 
-class LocationScale(Distribution):
-    """Shared base: subclasses define the standard noise and its log-density and moments."""
+class LocAndScale(Distribution):
+    """A reparameterizable family with parameters ``loc`` (finite) and ``scale`` (> 0)."""
 
     has_rsample = True
+    arg_constraints = {"loc": constraints.finite, "scale": constraints.positive}
+
+    def __init__(self, loc, scale, validate_args: bool = True):
+        self.loc, self.scale = self._take_parameters(validate_args, loc=loc, scale=scale)
+        super().__init__(self._broadcast_parameter_shapes())
+
+
+class LocationScale(LocAndScale):
+    """Shared base: subclasses define the standard noise and its log-density and moments."""
+
     noise_label = "eps"                  # how the noise leaf is labelled in graph pictures
     standard_entropy = 0.0               # H[f0]
     standard_mean = 0.0                  # E[eps]
     standard_variance = 1.0              # Var[eps]
 
-    def __init__(self, loc, scale, validate_args: bool = True):
-        name = type(self).__name__
-        self.loc, self.scale = location_and_scale(name, loc, scale, validate_args)
-        super().__init__(broadcast_shape(name, loc=self.loc, scale=self.scale))
-
-    def parameters(self) -> tuple:
-        return (self.loc, self.scale)
-
-    def _dtype(self) -> np.dtype:
-        """float64 unless both parameters are float32 (then samples stay float32 too)."""
-        return np.result_type(self.loc.data, self.scale.data)
-
     # Subclasses fill these in -------------------------------------------------------------------
-    def standard_noise(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:
-        """Draw eps from the standard member of the family (loc 0, scale 1)."""
+    @staticmethod
+    def standard_noise(shape: tuple, rng: np.random.Generator) -> np.ndarray:
+        """Draw eps from the standard member of the family (loc 0, scale 1), in float64."""
         raise NotImplementedError
 
     def standard_log_density(self, eps: Tensor) -> Tensor:
@@ -65,8 +69,7 @@ class LocationScale(Distribution):
 
     def log_prob(self, value) -> Tensor:
         """log f0((value - loc) / scale) - log(scale)."""
-        value = value_tensor(value)
-        eps = (value - self.loc) / self.scale
+        eps = (self._value(value) - self.loc) / self.scale
         return self.standard_log_density(eps) - self.scale.log()
 
     def entropy(self) -> Tensor:
@@ -79,6 +82,3 @@ class LocationScale(Distribution):
     @property
     def variance(self) -> Tensor:
         return self.scale ** 2 * self.standard_variance + np.zeros(self.batch_shape, dtype=self._dtype())
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(loc: {self.loc.shape}, scale: {self.scale.shape})"

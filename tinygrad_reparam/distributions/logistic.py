@@ -10,7 +10,8 @@ Its density is sigmoid(eps) (1 - sigmoid(eps)), written stably with softplus(x) 
     H[f0] = 2,   E[eps] = 0,   Var[eps] = pi^2 / 3,   F(z) = sigmoid(eps).
 
 The difference of two independent Gumbel noises is logistic, which is why it appears in the
-binary Concrete / RelaxedBernoulli.
+two-class case of the Gumbel-max trick: Bernoulli draws z = [l + L > 0] and RelaxedBernoulli
+(the Binary Concrete) y = sigmoid((l + L) / tau), both with L from ``Logistic.standard_noise``.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ class Logistic(LocationScale):
     standard_mean = 0.0
     standard_variance = math.pi ** 2 / 3.0
 
-    def standard_noise(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    @staticmethod
+    def standard_noise(shape: tuple, rng: np.random.Generator) -> np.ndarray:
         u = uniform_open(shape, rng)
         return np.log(u) - np.log1p(-u)  # logit(u): finite, since 0 < u < 1
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_reparam.distributions.base import value_tensor
 from tinygrad_reparam.distributions.kl import kl_divergence, register_kl
 from tinygrad_reparam.distributions.transformed_normal import TransformedNormal
 from tinygrad_reparam.ops import where
@@ -39,7 +38,7 @@ class LogNormal(TransformedNormal):
 
     def log_prob(self, value) -> Tensor:
         """log N(log value; loc, scale) - log value for value > 0, and -inf for value <= 0."""
-        value = value_tensor(value)
+        value = self._value(value)
         positive = value.data > 0
         safe_value = where(positive, value, 1.0)  # log is only taken of positive numbers
         log_value = safe_value.log()

@@ -22,7 +22,8 @@ class Normal(LocationScale):
     standard_mean = 0.0
     standard_variance = 1.0
 
-    def standard_noise(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    @staticmethod
+    def standard_noise(shape: tuple, rng: np.random.Generator) -> np.ndarray:
         return rng.standard_normal(shape)
 
     def standard_log_density(self, eps: Tensor) -> Tensor:

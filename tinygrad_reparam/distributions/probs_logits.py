@@ -8,6 +8,12 @@ A discrete distribution can be given by its probabilities p or by its logits l; 
 and for k outcomes p = softmax(l), log p = log_softmax(l) (logits are defined up to a constant).
 Working from logits is the stable choice: nothing is ever exactly 0 or 1 by rounding.
 
+``ProbsOrLogits`` is the base class of the families given either way (exactly one of the two):
+it keeps the one given and computes the other on demand, through the formulas above.
+``BinaryProbsOrLogits`` (Bernoulli, RelaxedBernoulli) converts with sigmoid and the log-odds,
+``CategoricalProbsOrLogits`` (Categorical, RelaxedOneHotCategorical) with softmax and log along
+a last axis of k categories.
+
 Working from probabilities means meeting p = 0, where log p = -inf. Two rules keep the numbers
 right and the gradients free of NaN:
 
@@ -25,42 +31,86 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_reparam.distributions.base import as_parameter
+from tinygrad_reparam.distributions.base import Distribution
 from tinygrad_reparam.ops import where
 from tinygrad_reparam.tensor import Tensor
 
-
-def probs_or_logits(distribution: str, probs, logits) -> tuple:
-    """("probs", tensor) or ("logits", tensor); exactly one of the two must be given."""
-    if (probs is None) == (logits is None):
-        given = "both" if probs is not None else "neither"
-        raise ValueError(f"{distribution}: give exactly one of probs and logits (got {given})")
-    if probs is not None:
-        return "probs", as_parameter(probs, distribution, "probs")
-    return "logits", as_parameter(logits, distribution, "logits")
+SUM_TOLERANCE = 1e-6  # |sum(probs) - 1| allowed along the category axis
 
 
-def binary_probs(given: str, parameter: Tensor) -> Tensor:
-    """P(z = 1) of a binary family: the parameter itself, or sigmoid(logits)."""
-    return parameter if given == "probs" else parameter.sigmoid()
+class ProbsOrLogits(Distribution):
+    """A family given by its probabilities or by its logits: exactly one of the two."""
+
+    def _probs_or_logits(self, probs, logits) -> dict:
+        """{"probs": probs} or {"logits": logits}, whichever was given (for ``_take_parameters``)."""
+        if (probs is None) == (logits is None):
+            given = "both" if probs is not None else "neither"
+            raise ValueError(f"{type(self).__name__}: give exactly one of probs and logits (got {given})")
+        return {"probs": probs} if probs is not None else {"logits": logits}
+
+    @property
+    def _given(self) -> str:
+        """Which of the two the constructor was given: "probs" or "logits"."""
+        return "probs" if "probs" in self._named_parameters else "logits"
+
+    @property
+    def _parameter(self) -> Tensor:
+        """The probs or the logits, whichever was given."""
+        return self._named_parameters[self._given]
+
+    @property
+    def probs(self) -> Tensor:
+        """The probabilities: as given, or computed from the logits."""
+        return self._parameter if self._given == "probs" else self._probs_from_logits(self._parameter)
+
+    @property
+    def logits(self) -> Tensor:
+        """The logits: as given, or computed from the probabilities (-inf where p = 0)."""
+        return self._parameter if self._given == "logits" else self._logits_from_probs(self._parameter)
+
+    def _probs_from_logits(self, logits: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _logits_from_probs(self, probs: Tensor) -> Tensor:
+        raise NotImplementedError
 
 
-def binary_logits(given: str, parameter: Tensor) -> Tensor:
-    """log p - log(1 - p) of a binary family: the parameter itself, or from probs
-    (-inf at p = 0, +inf at p = 1)."""
-    if given == "logits":
-        return parameter
-    return log_or_neg_inf(parameter) - log1m_or_neg_inf(parameter)
+class BinaryProbsOrLogits(ProbsOrLogits):
+    """p = P(z = 1) = sigmoid(l), and l = log p - log(1 - p) (-inf at p = 0, +inf at p = 1)."""
+
+    def _probs_from_logits(self, logits: Tensor) -> Tensor:
+        return logits.sigmoid()
+
+    def _logits_from_probs(self, probs: Tensor) -> Tensor:
+        return log_or_neg_inf(probs) - log_one_minus_or_neg_inf(probs)
 
 
-def categorical_probs(given: str, parameter: Tensor) -> Tensor:
-    """Class probabilities: the parameter itself, or softmax(logits) along the last axis."""
-    return parameter if given == "probs" else parameter.softmax(axis=-1)
+class CategoricalProbsOrLogits(ProbsOrLogits):
+    """p = softmax(l) along the last axis, which holds the k categories; l = log p."""
 
+    def _probs_from_logits(self, logits: Tensor) -> Tensor:
+        return logits.softmax(axis=-1)
 
-def categorical_logits(given: str, parameter: Tensor) -> Tensor:
-    """Unnormalized log-probabilities: the parameter itself, or log(probs) with log 0 = -inf."""
-    return parameter if given == "logits" else log_or_neg_inf(parameter)
+    def _logits_from_probs(self, probs: Tensor) -> Tensor:
+        return log_or_neg_inf(probs)
+
+    @property
+    def num_categories(self) -> int:
+        return self._parameter.shape[-1]
+
+    def _check_category_axis(self) -> None:
+        """The probs or logits need a last axis holding at least one category."""
+        shape = self._parameter.shape
+        if len(shape) == 0 or shape[-1] == 0:
+            raise ValueError(f"{type(self).__name__}: {self._given} must have a last axis holding at "
+                             f"least one category, got shape {shape}")
+
+    def _check_probability_vectors(self) -> None:
+        """probs along the last axis sum to 1 (within SUM_TOLERANCE); they are not renormalized."""
+        sums = self._parameter.data.sum(axis=-1)
+        self._check_values("probs", sums, np.abs(sums - 1) <= SUM_TOLERANCE,
+                           f"a probability vector along the last axis, summing to 1 within "
+                           f"{SUM_TOLERANCE:g} (the values shown are the sums)")
 
 
 def log_or_neg_inf(x: Tensor) -> Tensor:
@@ -71,7 +121,7 @@ def log_or_neg_inf(x: Tensor) -> Tensor:
     return where(positive, where(positive, x, 1.0).log(), -np.inf)
 
 
-def log1m_or_neg_inf(x: Tensor) -> Tensor:
+def log_one_minus_or_neg_inf(x: Tensor) -> Tensor:
     """log(1 - x) for x <= 1, as log1p(-x); log(1 - 1) = -inf exactly, as in ``log_or_neg_inf``."""
     below_one = x.data < 1
     if below_one.all():

@@ -7,6 +7,9 @@ temperature tau and the draw becomes a differentiable function of the parameters
     x = (l + L) / tau,                           y = sigmoid(x) in (0, 1),
     dy/dl = y (1 - y) / tau.
 
+So the Binary Concrete is logistic noise plus a sigmoid, and the code says so: L is drawn by
+``Logistic.standard_noise``, the same noise (and random stream) as Bernoulli's draws.
+
 As tau -> 0, y -> z, the Bernoulli draw on the same noise: y > 1/2 exactly when l + L > 0, so
 P(y > 1/2) = sigmoid(l) at every temperature. At tau = 0.01 y is 0 or 1 to float64 precision
 for most draws; the stable sigmoid keeps the sample and its gradient finite.
@@ -33,67 +36,37 @@ from typing import Optional
 
 import numpy as np
 
-from tinygrad_reparam.distributions.base import (
-    Distribution, no_closed_form, as_parameter, broadcast_shape, check_parameter, value_tensor,
-)
-from tinygrad_reparam.distributions.probs_logits import (
-    binary_logits, binary_probs, outside_support, probs_or_logits,
-)
+from tinygrad_reparam.distributions import constraints
+from tinygrad_reparam.distributions.base import no_closed_form
+from tinygrad_reparam.distributions.logistic import Logistic
+from tinygrad_reparam.distributions.probs_logits import BinaryProbsOrLogits, outside_support
 from tinygrad_reparam.ops import where
-from tinygrad_reparam.random import uniform_open
+from tinygrad_reparam.random import get_rng
 from tinygrad_reparam.tensor import Tensor
 
 
-def check_temperature(distribution: str, temperature: Tensor) -> None:
-    values = temperature.data
-    check_parameter(distribution, "temperature", values, (values > 0) & np.isfinite(values),
-                    "positive and finite (> 0)")
-
-
-class RelaxedBernoulli(Distribution):
+class RelaxedBernoulli(BinaryProbsOrLogits):
     """y = sigmoid((logits + L) / temperature), L ~ Logistic(0, 1): a Bernoulli you can rsample."""
 
     has_rsample = True
     noise_label = "L ~ Logistic(0, 1)"
+    arg_constraints = {
+        "temperature": constraints.positive,
+        "probs": constraints.open_unit_interval.because("at 0 or 1 the relaxation has no density"),
+        "logits": constraints.finite,
+    }
 
     def __init__(self, temperature, probs=None, logits=None, validate_args: bool = True):
-        name = type(self).__name__
-        self.temperature = as_parameter(temperature, name, "temperature")
-        self._given, parameter = probs_or_logits(name, probs, logits)
-        values = parameter.data
-        if validate_args:
-            check_temperature(name, self.temperature)
-            if self._given == "probs":
-                check_parameter(name, "probs", values, (values > 0) & (values < 1),
-                                "in the open interval (0, 1) (at 0 or 1 the relaxation has no density)")
-            else:
-                check_parameter(name, "logits", values, np.isfinite(values), "finite")
-        self._parameter = parameter
-        super().__init__(broadcast_shape(name, temperature=self.temperature, **{self._given: parameter}))
-
-    def parameters(self) -> tuple:
-        return (self.temperature, self._parameter)
-
-    def _dtype(self) -> np.dtype:
-        """float32 parameters give float32 samples (the noise is drawn in float64, then cast)."""
-        return np.result_type(self.temperature.dtype, self._parameter.dtype)
-
-    @property
-    def probs(self) -> Tensor:
-        """P(z = 1) of the discrete variable being relaxed: as given, or sigmoid(logits)."""
-        return binary_probs(self._given, self._parameter)
-
-    @property
-    def logits(self) -> Tensor:
-        """log p - log(1 - p): as given, or from probs."""
-        return binary_logits(self._given, self._parameter)
+        self.temperature = self._take_parameters(validate_args, temperature=temperature,
+                                                 **self._probs_or_logits(probs, logits))[0]
+        super().__init__(self._broadcast_parameter_shapes())
 
     # --- drawing ------------------------------------------------------------------------------
     def rsample_logit(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
         """x = (logits + L) / temperature: the draw before the sigmoid (finite at any temperature)."""
-        u = uniform_open(self._extended_shape(sample_shape), rng)
-        noise = Tensor((np.log(u) - np.log1p(-u)).astype(self._dtype()), name=self.noise_label)
-        return (self.logits + noise) / self.temperature
+        noise = Logistic.standard_noise(self._extended_shape(sample_shape), get_rng(rng))
+        logistic = Tensor(noise.astype(self._dtype()), name=self.noise_label)
+        return (self.logits + logistic) / self.temperature
 
     def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
         """y = sigmoid((logits + L) / temperature)."""
@@ -102,19 +75,18 @@ class RelaxedBernoulli(Distribution):
     # --- densities ------------------------------------------------------------------------------
     def log_prob_logit(self, x) -> Tensor:
         """log-density of x = logit(y): log tau + log f_L(tau x - l), f_L the logistic density."""
-        x = value_tensor(x)
-        s = self.temperature * x - self.logits
+        s = self.temperature * self._value(x, "log_prob_logit") - self.logits
         return self.temperature.log() - s - 2.0 * (-s).softplus()
 
     def log_prob(self, value) -> Tensor:
         """log q(y) = log q(x) - log y - log(1 - y) at x = logit(y); -inf unless 0 < y < 1."""
-        y = value_tensor(value)
+        y = self._value(value)
         v = y.data
         inside = (v > 0) & (v < 1)
         if not inside.all():
             y = where(inside, y, 0.5)  # keeps log away from 0 and 1 where we answer -inf anyway
-        log_y, log_1my = y.log(), (-y).log1p()
-        log_q = self.log_prob_logit(log_y - log_1my) - log_y - log_1my
+        log_y, log_one_minus_y = y.log(), (-y).log1p()
+        log_q = self.log_prob_logit(log_y - log_one_minus_y) - log_y - log_one_minus_y
         return outside_support(log_q, inside=inside, is_nan=np.isnan(v))
 
     def entropy(self) -> Tensor:
@@ -127,7 +99,3 @@ class RelaxedBernoulli(Distribution):
     @property
     def variance(self) -> Tensor:
         raise no_closed_form(self, "Binary Concrete", "variance")
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(temperature: shape {self.temperature.shape}, "
-                f"{self._given}: shape {self._parameter.shape})")

@@ -9,6 +9,8 @@ temperature tau gives a differentiable sample (Jang et al. 2017; Maddison et al.
 a point of the simplex {y_i > 0, sum_i y_i = 1}, so ``event_shape = (k,)``. Its argmax is exactly
 the Gumbel-max draw, so P(argmax y = i) = p_i at every temperature; as tau -> 0, y tends to that
 one-hot vector. log_softmax keeps tau = 0.01 finite: entries underflow to 0, never to NaN.
+Gumbel-Softmax is Gumbel noise plus a softmax, and the code says so: g is drawn by
+``Gumbel.standard_noise``, the Gumbel family's own sampler.
 
 Straight-through (``hard=True``): the forward value is the one-hot vector of argmax y, and the
 backward pass uses the gradient of the soft y, written with ordinary ops:
@@ -25,7 +27,7 @@ Density (the Concrete density, w.r.t. Lebesgue measure on the first k - 1 coordi
 computed in log space. For k = 2 it is the density of y_0 under RelaxedBernoulli with logits
 l_0 - l_1. ``log_prob`` gives -inf where some y_i <= 0 (outside the open simplex; this includes
 the exact one-hot values of ``hard=True``: pass the soft sample) and does not check that y sums
-to 1. At temperatures so low that float64 rounds entries to 0, the density is -inf.
+to 1; y must end in the k categories, shape (..., k). At temperatures so low that float64 rounds entries to 0, the density is -inf.
 
 probs must be > 0 and sum to 1 along the last axis within 1e-6; logits must be finite (a zero
 probability puts every draw on a face of the simplex, where there is no density). The mean,
@@ -38,70 +40,44 @@ from typing import Optional
 
 import numpy as np
 
-from tinygrad_reparam.distributions.base import (
-    Distribution, no_closed_form, as_parameter, check_parameter, value_tensor,
-)
-from tinygrad_reparam.distributions.categorical import check_category_axis, check_probability_vectors
-from tinygrad_reparam.distributions.probs_logits import (
-    categorical_logits, categorical_probs, outside_support, probs_or_logits,
-)
-from tinygrad_reparam.distributions.relaxed_bernoulli import check_temperature
+from tinygrad_reparam import checks
+from tinygrad_reparam.distributions import constraints
+from tinygrad_reparam.distributions.base import no_closed_form
+from tinygrad_reparam.distributions.gumbel import Gumbel
+from tinygrad_reparam.distributions.probs_logits import CategoricalProbsOrLogits, outside_support
 from tinygrad_reparam.ops import where
-from tinygrad_reparam.random import uniform_open
+from tinygrad_reparam.random import get_rng
 from tinygrad_reparam.tensor import Tensor
 
 
-class RelaxedOneHotCategorical(Distribution):
+class RelaxedOneHotCategorical(CategoricalProbsOrLogits):
     """y = softmax((logits + g) / temperature), g ~ Gumbel(0, 1): a one-hot you can rsample."""
 
     has_rsample = True
     noise_label = "g ~ Gumbel(0, 1)"
+    arg_constraints = {
+        "temperature": constraints.positive,
+        "probs": constraints.greater_than_zero.because("a zero probability leaves the relaxation without "
+                                                       "a density"),
+        "logits": constraints.finite,
+    }
 
     def __init__(self, temperature, probs=None, logits=None, hard: bool = False,
                  validate_args: bool = True):
-        name = type(self).__name__
-        self.temperature = as_parameter(temperature, name, "temperature")
-        self._given, parameter = probs_or_logits(name, probs, logits)
-        self._k = check_category_axis(name, self._given, parameter)
-        values = parameter.data
-        if validate_args:
-            check_temperature(name, self.temperature)
-            if self._given == "probs":
-                check_parameter(name, "probs", values, values > 0,
-                                "> 0 (a zero probability leaves the relaxation without a density)")
-                check_probability_vectors(name, values)
-            else:
-                check_parameter(name, "logits", values, np.isfinite(values), "finite")
-        try:
-            batch_shape = np.broadcast_shapes(self.temperature.shape, parameter.shape[:-1])
-        except ValueError:
-            raise ValueError(f"{name}: temperature {self.temperature.shape} and {self._given} "
+        self.temperature = self._take_parameters(validate_args, temperature=temperature,
+                                                 **self._probs_or_logits(probs, logits))[0]
+        self._check_category_axis()
+        if validate_args and self._given == "probs":
+            self._check_probability_vectors()
+        # the temperature acts on whole one-hot vectors: it broadcasts with the batch shape only
+        parameter = self._parameter
+        if not checks.broadcastable(self.temperature.shape, parameter.shape[:-1]):
+            raise ValueError(f"{type(self).__name__}: temperature {self.temperature.shape} and {self._given} "
                              f"{parameter.shape} (batch shape {parameter.shape[:-1]} plus one category "
-                             f"axis) cannot be broadcast together") from None
-        self._parameter = parameter
+                             f"axis) cannot be broadcast together")
         self.hard = bool(hard)
-        super().__init__(batch_shape, (self._k,))
-
-    def parameters(self) -> tuple:
-        return (self.temperature, self._parameter)
-
-    @property
-    def num_categories(self) -> int:
-        return self._k
-
-    def _dtype(self) -> np.dtype:
-        """float32 parameters give float32 samples (the noise is drawn in float64, then cast)."""
-        return np.result_type(self.temperature.dtype, self._parameter.dtype)
-
-    @property
-    def probs(self) -> Tensor:
-        """As given, or softmax(logits) along the last axis."""
-        return categorical_probs(self._given, self._parameter)
-
-    @property
-    def logits(self) -> Tensor:
-        """As given (unnormalized), or log(probs)."""
-        return categorical_logits(self._given, self._parameter)
+        super().__init__(np.broadcast_shapes(self.temperature.shape, parameter.shape[:-1]),
+                         (self.num_categories,))
 
     def _temperature_per_category(self) -> Tensor:
         """The temperature with a trailing axis, so it broadcasts against the k categories."""
@@ -110,26 +86,26 @@ class RelaxedOneHotCategorical(Distribution):
     # --- drawing ------------------------------------------------------------------------------
     def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
         """softmax((logits + g) / temperature); with hard=True its one-hot, straight-through."""
-        u = uniform_open(self._extended_shape(sample_shape), rng)
-        gumbel = Tensor((-np.log(-np.log(u))).astype(self._dtype()), name=self.noise_label)
+        noise = Gumbel.standard_noise(self._extended_shape(sample_shape), get_rng(rng))
+        gumbel = Tensor(noise.astype(self._dtype()), name=self.noise_label)
         y = ((self.logits + gumbel) / self._temperature_per_category()).log_softmax(axis=-1).exp()
         if not self.hard:
             return y
-        one_hot = (np.arange(self._k) == y.data.argmax(axis=-1)[..., None]).astype(y.dtype)
+        one_hot = (np.arange(self.num_categories) == y.data.argmax(axis=-1)[..., None]).astype(y.dtype)
         return (y - y.detach()) + one_hot  # value: one_hot exactly; gradient: that of y
 
     # --- densities ------------------------------------------------------------------------------
     def log_prob(self, value) -> Tensor:
         """The Concrete log-density; -inf unless every y_i > 0."""
-        y = value_tensor(value)
+        y = self._value(value)
         v = y.data
+        k = self.num_categories
         inside = np.all(v > 0, axis=-1)  # NaN fails v > 0; handled below
         if not inside.all():
-            y = where(inside[..., None], y, 1.0 / self._k)  # log sees only positive numbers
+            y = where(inside[..., None], y, 1.0 / k)  # log sees only positive numbers
         log_y = y.log()
         tau = self._temperature_per_category()
         logits = self.logits
-        k = self._k
         log_normalizer = math.lgamma(k) + (k - 1) * self.temperature.log()  # log (k-1)! + (k-1) log tau
         score = ((logits - (tau + 1.0) * log_y).sum(axis=-1)
                  - k * (logits - tau * log_y).logsumexp(axis=-1))
@@ -147,5 +123,5 @@ class RelaxedOneHotCategorical(Distribution):
         raise no_closed_form(self, "Concrete", "variance")
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(temperature: shape {self.temperature.shape}, "
-                f"{self._given}: shape {self._parameter.shape}, hard={self.hard})")
+        return (f"{type(self).__name__}({self._describe_parameters()}, hard={self.hard}, "
+                f"batch_shape={self.batch_shape}, event_shape={self.event_shape})")

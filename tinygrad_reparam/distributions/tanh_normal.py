@@ -30,7 +30,7 @@ from typing import Optional
 
 import numpy as np
 
-from tinygrad_reparam.distributions.base import value_tensor
+from tinygrad_reparam.distributions.base import no_closed_form
 from tinygrad_reparam.distributions.transformed_normal import TransformedNormal
 from tinygrad_reparam.ops import where
 from tinygrad_reparam.tensor import Tensor
@@ -80,7 +80,7 @@ class TanhNormal(TransformedNormal):
     # --- density ----------------------------------------------------------------------------------
     def log_prob(self, value) -> Tensor:
         """log N(atanh(value); loc, scale) - log(1 - value^2) for |value| < 1, -inf elsewhere."""
-        value = value_tensor(value)
+        value = self._value(value)
         inside = np.abs(value.data) < 1
         safe_value = where(inside, value, 0.0)  # atanh is only taken inside (-1, 1)
         inside_log_prob = self._log_prob_of_pre_tanh(atanh(safe_value))
@@ -96,22 +96,15 @@ class TanhNormal(TransformedNormal):
 
     # --- no closed forms --------------------------------------------------------------------------
     def entropy(self) -> Tensor:
-        raise NotImplementedError(
-            "TanhNormal has no closed-form entropy. Estimate it from samples: "
-            "a, log_q = dist.rsample_with_log_prob((n,)); entropy = -log_q.mean(axis=0) "
-            "(a pathwise, differentiable Monte Carlo estimate)."
-        )
+        raise no_closed_form(self, "squashed-Gaussian", "entropy",
+                             recipe="a, log_q = dist.rsample_with_log_prob((n,)); entropy = "
+                                    "-log_q.mean(axis=0) (a pathwise, differentiable estimate that "
+                                    "never inverts tanh)")
 
     @property
     def mean(self) -> Tensor:
-        raise NotImplementedError(
-            "TanhNormal has no closed-form mean (E[tanh(u)] for Gaussian u). Estimate it from "
-            "samples: dist.rsample((n,)).mean(axis=0)."
-        )
+        raise no_closed_form(self, "squashed-Gaussian", "mean")
 
     @property
     def variance(self) -> Tensor:
-        raise NotImplementedError(
-            "TanhNormal has no closed-form variance. Estimate it from samples: "
-            "a = dist.rsample((n,)); ((a - a.mean(axis=0)) ** 2).mean(axis=0)."
-        )
+        raise no_closed_form(self, "squashed-Gaussian", "variance")

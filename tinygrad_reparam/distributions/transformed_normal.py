@@ -8,9 +8,10 @@ and the density follows from the change of variables x = f^-1(z):
 
     log q(z) = log N(f^-1(z); loc, scale) - log f'(f^-1(z)).
 
-This base holds what that shares (parameters, validation, ``rsample``); ``LogNormal`` (f = exp)
-and ``TanhNormal`` (f = tanh) supply f, the density and the moments. ``loc`` and ``scale`` are
-the mean and standard deviation of x, not of z.
+This base holds what that shares (``rsample``, the Normal of x); the parameter code (loc finite,
+scale > 0, the batch shape) comes from ``LocAndScale``, as for the location-scale families.
+``LogNormal`` (f = exp) and ``TanhNormal`` (f = tanh) supply f, the density and the moments.
+``loc`` and ``scale`` are the mean and standard deviation of x, not of z.
 """
 from __future__ import annotations
 
@@ -18,25 +19,18 @@ from typing import Optional
 
 import numpy as np
 
-from tinygrad_reparam.distributions.base import Distribution, broadcast_shape, location_and_scale
+from tinygrad_reparam.distributions.location_scale import LocAndScale
 from tinygrad_reparam.distributions.normal import Normal
 from tinygrad_reparam.tensor import Tensor
 
 
-class TransformedNormal(Distribution):
+class TransformedNormal(LocAndScale):
     """Base class: subclasses define ``transform(x)``, the map f as engine ops."""
 
-    has_rsample = True
-
     def __init__(self, loc, scale, validate_args: bool = True):
-        name = type(self).__name__
-        self.loc, self.scale = location_and_scale(name, loc, scale, validate_args)
-        super().__init__(broadcast_shape(name, loc=self.loc, scale=self.scale))
+        super().__init__(loc, scale, validate_args)
         # x ~ Normal(loc, scale): already validated above, under this class's name
         self.base_dist = Normal(self.loc, self.scale, validate_args=False)
-
-    def parameters(self) -> tuple:
-        return (self.loc, self.scale)
 
     def transform(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -44,6 +38,3 @@ class TransformedNormal(Distribution):
     def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
         """z = f(loc + scale * eps): the Normal's reparameterization, then f."""
         return self.transform(self.base_dist.rsample(sample_shape, rng))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(loc: {self.loc.shape}, scale: {self.scale.shape})"

@@ -17,9 +17,8 @@ from typing import Optional
 
 import numpy as np
 
-from tinygrad_reparam.distributions.base import (
-    Distribution, as_parameter, broadcast_shape, check_parameter, value_tensor,
-)
+from tinygrad_reparam.distributions import constraints
+from tinygrad_reparam.distributions.base import Distribution
 from tinygrad_reparam.distributions.kl import register_kl
 from tinygrad_reparam.ops import where
 from tinygrad_reparam.random import get_rng, uniform_open
@@ -34,25 +33,18 @@ class Uniform(Distribution):
     """
 
     has_rsample = True
+    arg_constraints = {"low": constraints.finite, "high": constraints.finite}
 
     def __init__(self, low, high, validate_args: bool = True):
-        name = type(self).__name__
-        self.low = as_parameter(low, name, "low")
-        self.high = as_parameter(high, name, "high")
-        batch_shape = broadcast_shape(name, low=self.low, high=self.high)
-        if validate_args:
-            check_parameter(name, "low", self.low.data, np.isfinite(self.low.data), "finite")
-            check_parameter(name, "high", self.high.data, np.isfinite(self.high.data), "finite")
-            low_b, high_b = np.broadcast_arrays(self.low.data, self.high.data)
-            ordered = low_b < high_b
+        self.low, self.high = self._take_parameters(validate_args, low=low, high=high)
+        super().__init__(self._broadcast_parameter_shapes())
+        if validate_args:  # low < high ties two parameters together: an explicit check
+            low, high = np.broadcast_arrays(self.low.data, self.high.data)
+            ordered = low < high
             if not ordered.all():
-                highs = np.array2string(high_b[~ordered][:5], precision=6, separator=", ")
-                check_parameter(name, "low", low_b, ordered,
-                                f"less than high (low < high; the matching high values are {highs})")
-        super().__init__(batch_shape)
-
-    def parameters(self) -> tuple:
-        return (self.low, self.high)
+                matching_highs = np.array2string(high[~ordered][:5], precision=6, separator=", ")
+                self._check_values("low", low, ordered, f"less than high (low < high; the matching "
+                                                        f"high values are {matching_highs})")
 
     def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
         """z = low + (high - low) * u, with u an input leaf drawn strictly inside (0, 1)."""
@@ -70,12 +62,8 @@ class Uniform(Distribution):
 
     def log_prob(self, value) -> Tensor:
         """-log(high - low) for low <= value < high, -inf outside."""
-        value = value_tensor(value).data
-        try:
-            inside = (value >= self.low.data) & (value < self.high.data)
-        except ValueError:
-            raise ValueError(f"Uniform.log_prob: value of shape {value.shape} cannot be broadcast with "
-                             f"the batch shape {self.batch_shape}") from None
+        value = self._value(value).data
+        inside = (value >= self.low.data) & (value < self.high.data)
         return where(inside, -(self.high - self.low).log(), -np.inf)
 
     def entropy(self) -> Tensor:
@@ -93,9 +81,6 @@ class Uniform(Distribution):
         """P(Z <= value) as a plain array (for tests and plots; no gradient)."""
         value = np.asarray(value, dtype=float)
         return np.clip((value - self.low.data) / (self.high.data - self.low.data), 0.0, 1.0)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(low: {self.low.shape}, high: {self.high.shape})"
 
 
 @register_kl(Uniform, Uniform)

@@ -1,0 +1,261 @@
+"""Every primitive next to its derivative, written out by hand: the comments in ops.py as assertions.
+
+Each row of ``TABLE`` names one primitive of ``ops.py`` (or ``fused.py``) and gives its
+vector-Jacobian product as a textbook writes it: for ``mul``, ``(g * b, g * a)``; for ``tanh``,
+``g * (1 - tanh(a)**2)``; for ``sigmoid``, ``g * s * (1 - s)``. The test draws inputs and an
+upstream gradient ``g`` with hypothesis, runs the engine's ``backward(g)`` and compares every
+input's gradient with the row's formula to 1e-12 relative.
+
+The hand formulas are the plain textbook ones, not the stable forms the engine uses, so the inputs
+stay where a textbook form keeps 12 digits (``1 - s`` for ``|a| <= 5``, ``1 - tanh(a)^2`` for
+``|a| <= 5``). Two gradients are differences of terms that may cancel (``g - softmax * sum(g)``
+and ``g * (sigmoid(l) - t)``); their rows say so, and they are judged relative to the size of
+those terms, which is at most ``sum |g|``, rather than to the (possibly tiny) difference itself.
+
+Shapes are kept simple (the two inputs of an elementwise primitive have the same shape): undoing
+broadcasting is tested in test_engine.py and test_ops_gradcheck.py; this file is about the
+derivatives themselves. A new public function in ops.py or fused.py without a row here fails
+``test_the_table_covers_every_primitive``.
+"""
+import inspect
+from typing import Callable, NamedTuple, Optional
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from tinygrad_reparam import fused, ops
+from tinygrad_reparam.tensor import Tensor
+from tinygrad_reparam.testing import float_arrays, positive_scales, shapes
+
+# The public functions of ops.py that are not primitives: they turn numbers into constant Tensors.
+NOT_PRIMITIVES = {"lift", "operands"}
+
+
+class Row(NamedTuple):
+    op: Callable              # the primitive under test
+    vjp: Callable             # vjp(g, *input_arrays, **options) -> one gradient per input, by hand
+    inputs: st.SearchStrategy  # draws (tuple of input arrays, dict of keyword options)
+    call: Optional[Callable] = None  # how to call op, when it is not op(*tensors, **options)
+    cancels: bool = False      # the gradient is a difference of terms of size up to sum |g|
+
+
+def arrays(*strategies, **options):
+    """Inputs drawn from ``strategies``; the ``options`` strategies draw keyword arguments."""
+    return st.tuples(st.tuples(*strategies), st.fixed_dictionaries(options))
+
+
+def same_shape(*make):
+    """One array per function in ``make`` (a strategy factory taking a shape), all of one shape."""
+    return shapes().flatmap(lambda shape: arrays(*(strategy(shape) for strategy in make)))
+
+
+def values(low=-10.0, high=10.0):
+    return lambda shape: float_arrays(shape, low=low, high=high)
+
+
+def scales(low=0.1, high=5.0):
+    return lambda shape: positive_scales(shape, low=low, high=high)
+
+
+def booleans(shape):
+    """Boolean arrays of ``shape`` (the condition of ``where``)."""
+    return st.lists(st.booleans(), min_size=int(np.prod(shape)),
+                    max_size=int(np.prod(shape))).map(lambda b: np.array(b, bool).reshape(shape))
+
+
+@st.composite
+def with_axis(draw):
+    """A 2-D array and an axis to reduce: None (everything), 0 or 1, with keepdims or without."""
+    shape = draw(shapes(min_dims=2, max_dims=2))
+    options = {"axis": draw(st.sampled_from([None, 0, 1])), "keepdims": draw(st.booleans())}
+    return (draw(float_arrays(shape)),), options
+
+
+def spread(g, a, axis, keepdims):
+    """The reduced gradient ``g`` given back its reduced axes, so that it lines up with ``a``."""
+    if axis is None:
+        return np.reshape(g, (1,) * a.ndim)
+    return g if keepdims else np.expand_dims(g, axis)
+
+
+def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def softmax(a, axis=None):
+    e = np.exp(a)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+# --- the hand-written VJPs of the reductions and of the ops on shapes -----------------------------
+def sum_vjp(g, a, axis, keepdims):
+    # d(sum_i a_i)/da_j = 1: every entry receives the gradient of the sum it went into
+    return (np.broadcast_to(spread(g, a, axis, keepdims), a.shape),)
+
+
+def max_vjp(g, a, axis, keepdims):
+    # d max/da_j = 1 at the largest entry and 0 elsewhere; tied maxima share the 1 evenly
+    is_max = a == a.max(axis=axis, keepdims=True)
+    return (spread(g, a, axis, keepdims) * is_max / is_max.sum(axis=axis, keepdims=True),)
+
+
+def logsumexp_vjp(g, a, axis, keepdims):
+    # d log(sum_i e^a_i)/da_j = e^a_j / sum_i e^a_i, the softmax
+    return (spread(g, a, axis, keepdims) * softmax(a, axis),)
+
+
+def log_softmax_vjp(g, a, axis):
+    # d(a_i - logsumexp(a))/da_j = [i = j] - softmax_j, so the VJP is g_j - softmax_j sum_i g_i
+    return (g - softmax(a, axis) * g.sum(axis=axis, keepdims=True),)
+
+
+def getitem_vjp(g, a, index):
+    # a[index] copies entry index[k] to position k: each copy sends its gradient back, and an
+    # entry copied twice receives both
+    grad = np.zeros_like(a)
+    for position, row in enumerate(index):
+        grad[row] += g[position]
+    return (grad,)
+
+
+def concatenate_vjp(g, *pieces, axis):
+    # each input receives its own slice of the gradient
+    ends = np.cumsum([piece.shape[axis] for piece in pieces])
+    return tuple(np.split(g, ends[:-1], axis=axis))
+
+
+@st.composite
+def matmul_inputs(draw):
+    n, k, m = (draw(st.integers(1, 4)) for _ in range(3))
+    return (draw(float_arrays((n, k))), draw(float_arrays((k, m)))), {}
+
+
+@st.composite
+def reshape_inputs(draw):
+    shape = draw(shapes())
+    return (draw(float_arrays(shape)),), {"shape": (-1,) if draw(st.booleans()) else shape[::-1]}
+
+
+@st.composite
+def transpose_inputs(draw):
+    shape = draw(shapes())
+    return (draw(float_arrays(shape)),), {"axes": tuple(draw(st.permutations(range(len(shape)))))}
+
+
+@st.composite
+def getitem_inputs(draw):
+    """An integer array index on the first axis, repeats allowed."""
+    shape = draw(shapes(min_dims=1))
+    index = draw(st.lists(st.integers(0, shape[0] - 1), min_size=1, max_size=6))
+    return (draw(float_arrays(shape)),), {"index": np.array(index)}
+
+
+@st.composite
+def where_inputs(draw):
+    shape = draw(shapes())
+    condition = draw(booleans(shape))
+    return (draw(float_arrays(shape)), draw(float_arrays(shape))), {"condition": condition}
+
+
+@st.composite
+def concatenate_inputs(draw):
+    shape = list(draw(shapes(min_dims=1)))
+    axis = draw(st.integers(0, len(shape) - 1))
+    pieces = []
+    for _ in range(draw(st.integers(1, 3))):
+        shape[axis] = draw(st.integers(1, 3))
+        pieces.append(draw(float_arrays(tuple(shape))))
+    return tuple(pieces), {"axis": axis}
+
+
+@st.composite
+def linear_inputs(draw):
+    rows, n_in, n_out = (draw(st.integers(1, 4)) for _ in range(3))
+    return (draw(float_arrays((rows, n_in))), draw(float_arrays((n_in, n_out))),
+            draw(float_arrays((n_out,)))), {}
+
+
+TABLE = [
+    # elementwise arithmetic
+    Row(ops.add, lambda g, a, b: (g, g), same_shape(values(), values())),
+    Row(ops.sub, lambda g, a, b: (g, -g), same_shape(values(), values())),
+    Row(ops.mul, lambda g, a, b: (g * b, g * a), same_shape(values(), values())),
+    Row(ops.div, lambda g, a, b: (g / b, -g * a / b**2), same_shape(values(), scales())),
+    # d(a^b)/da = b a^(b-1), d(a^b)/db = a^b log a
+    Row(ops.power, lambda g, a, b: (g * b * a ** (b - 1), g * a**b * np.log(a)),
+        same_shape(scales(), values(-3.0, 3.0))),
+    Row(ops.neg, lambda g, a: (-g,), same_shape(values())),
+    # elementwise functions
+    Row(ops.exp, lambda g, a: (g * np.exp(a),), same_shape(values())),
+    Row(ops.log, lambda g, a: (g / a,), same_shape(scales())),
+    Row(ops.log1p, lambda g, a: (g / (1 + a),), same_shape(values(-0.9, 10.0))),
+    Row(ops.expm1, lambda g, a: (g * np.exp(a),), same_shape(values())),
+    Row(ops.tanh, lambda g, a: (g * (1 - np.tanh(a) ** 2),), same_shape(values(-5.0, 5.0))),
+    Row(ops.sin, lambda g, a: (g * np.cos(a),), same_shape(values())),
+    Row(ops.cos, lambda g, a: (-g * np.sin(a),), same_shape(values())),
+    Row(ops.absolute, lambda g, a: (g * np.sign(a),), same_shape(values())),  # 0 at a = 0
+    Row(ops.sigmoid, lambda g, a: (g * sigmoid(a) * (1 - sigmoid(a)),), same_shape(values(-5.0, 5.0))),
+    Row(ops.softplus, lambda g, a: (g * sigmoid(a),), same_shape(values())),  # d log(1 + e^a)/da
+    # reductions
+    Row(ops.reduce_sum, sum_vjp, with_axis()),
+    Row(ops.reduce_max, max_vjp, with_axis()),
+    Row(ops.logsumexp, logsumexp_vjp, with_axis()),
+    Row(ops.log_softmax, log_softmax_vjp,
+        shapes(min_dims=2, max_dims=2).flatmap(lambda shape: arrays(float_arrays(shape),
+                                                                    axis=st.sampled_from([0, 1]))),
+        cancels=True),
+    # matrix product, shapes and indexing
+    Row(ops.matmul, lambda g, a, b: (g @ b.T, a.T @ g), matmul_inputs()),  # d(AB)/dA = g B^T, ...
+    Row(ops.reshape, lambda g, a, shape: (g.reshape(a.shape),), reshape_inputs(),
+        call=lambda a, shape: ops.reshape(a, shape)),
+    Row(ops.transpose, lambda g, a, axes: (g.transpose(np.argsort(axes)),), transpose_inputs(),
+        call=lambda a, axes: ops.transpose(a, axes)),
+    Row(ops.getitem, getitem_vjp, getitem_inputs(), call=lambda a, index: ops.getitem(a, index)),
+    Row(ops.where, lambda g, a, b, condition: (g * condition, g * ~condition), where_inputs(),
+        call=lambda a, b, condition: ops.where(condition, a, b)),
+    Row(ops.concatenate, concatenate_vjp, concatenate_inputs(),
+        call=lambda *pieces, axis: ops.concatenate(list(pieces), axis=axis)),
+    # the fused primitives: x W + b, and softplus(l) - t l
+    Row(fused.linear, lambda g, x, w, b: (g @ w.T, x.T @ g, g.sum(axis=0)), linear_inputs()),
+    Row(fused.binary_cross_entropy_with_logits, lambda g, l, t: (g * (sigmoid(l) - t), -g * l),
+        same_shape(values(), values(0.0, 1.0)), cancels=True),
+]
+
+
+def public_functions(module) -> set:
+    """The names of the functions ``module`` defines itself (not imported), without a leading _."""
+    return {name for name, value in vars(module).items()
+            if inspect.isfunction(value) and value.__module__ == module.__name__
+            and not name.startswith("_")}
+
+
+def assert_close(actual, expected, size, what):
+    """Entrywise to 1e-12 relative, and to 1e-12 of ``size`` where entries are near 0."""
+    np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12 * size, err_msg=what)
+
+
+@pytest.mark.parametrize("row", TABLE, ids=lambda row: row.op.__name__)
+@given(data=st.data())
+def test_the_engine_backward_is_the_derivative_written_by_hand(row, data):
+    inputs, options = data.draw(row.inputs, label="inputs and options")
+    tensors = [Tensor(array, requires_grad=True) for array in inputs]
+    out = (row.call or row.op)(*tensors, **options)
+    g = data.draw(float_arrays(out.shape), label="g")
+    out.backward(g)
+    expected = row.vjp(g, *inputs, **options)
+    assert len(expected) == len(tensors)
+    for position, (tensor, grad) in enumerate(zip(tensors, expected)):
+        assert tensor.grad.shape == tensor.shape
+        size = np.abs(g).sum() if row.cancels else np.abs(grad).max(initial=0.0)
+        assert_close(tensor.grad, grad, size, f"{row.op.__name__}: gradient of input {position}")
+
+
+def test_the_table_covers_every_primitive():
+    """Every public function of ops.py (apart from lift and operands) and of fused.py has a row."""
+    in_table = {(row.op.__module__, row.op.__name__) for row in TABLE}
+    primitives = {(ops.__name__, name) for name in public_functions(ops) - NOT_PRIMITIVES}
+    primitives |= {(fused.__name__, name) for name in public_functions(fused)}
+    assert primitives - in_table == set(), "primitives without a row in TABLE"
+    assert in_table - primitives == set(), "rows for functions that are not primitives"
+    assert NOT_PRIMITIVES <= public_functions(ops), "NOT_PRIMITIVES names a function ops.py lacks"
