@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from tinygrad_reparam import checks
-from tinygrad_reparam.ops import _unchanged, lift, operands
+from tinygrad_reparam.ops import lift, operands, pass_through
 from tinygrad_reparam.tensor import Tensor, from_op
 
 
@@ -44,7 +44,7 @@ def linear(x, weight, bias=None) -> Tensor:
         else:
             out = out + bias.data  # (a wider bias dtype widens the result, as in NumPy)
         parents.append(bias)
-        vjps.append(_unchanged)  # d(xW + b)/db = 1, summed over the batch by unbroadcast
+        vjps.append(pass_through)  # d(xW + b)/db = 1, summed over the batch by unbroadcast
     return from_op("linear", out, tuple(parents), tuple(vjps))
 
 

@@ -54,7 +54,7 @@ def operands(op: str, a, b) -> tuple:
     return a, b
 
 
-def _unchanged(g: np.ndarray) -> np.ndarray:
+def pass_through(g: np.ndarray) -> np.ndarray:
     """The VJP of an input whose derivative is 1: the gradient passes through as it is.
     (One shared function rather than a new ``lambda g: g`` per operation: fewer objects per node.)"""
     return g
@@ -65,15 +65,15 @@ def _unchanged(g: np.ndarray) -> np.ndarray:
 def add(a, b) -> Tensor:
     a, b = operands("add", a, b)
     return from_op("add", a.data + b.data, (a, b), (
-        _unchanged,  # d(a+b)/da = 1
-        _unchanged,  # d(a+b)/db = 1
+        pass_through,  # d(a+b)/da = 1
+        pass_through,  # d(a+b)/db = 1
     ))
 
 
 def sub(a, b) -> Tensor:
     a, b = operands("sub", a, b)
     return from_op("sub", a.data - b.data, (a, b), (
-        _unchanged,    # d(a-b)/da = 1
+        pass_through,  # d(a-b)/da = 1
         lambda g: -g,  # d(a-b)/db = -1
     ))
 

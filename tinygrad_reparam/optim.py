@@ -205,7 +205,7 @@ def adam_update(param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarra
     v[...] = beta2 * v + (1 - beta2) * (grad * grad)               # running mean of g^2
     step_size = lr / (1 - beta1 ** t)                              # lr * m_hat = step_size * m
     denominator = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + eps     # sqrt(v_hat) + eps
-    param -= step_size * m / denominator
+    param -= step_size * (m / denominator)
 
 
 class FlatAdam:
@@ -286,8 +286,8 @@ class FlatAdam:
         update /= math.sqrt(1 - beta2 ** t)
         update += eps                                  # denominator = sqrt(v_hat) + eps
         step_size = lr / (1 - beta1 ** t)
-        np.multiply(m, step_size, out=gradients)       # (the gradients are used up: reuse the array)
-        np.divide(gradients, update, out=update)       # step_size * m / denominator
+        np.divide(m, update, out=update)
+        update *= step_size                            # step_size * (m / denominator)
         for p, p_update in zip(self.params, self.update_views):
             state[p]["step"] = t
             p.data -= p_update
