@@ -217,8 +217,9 @@ TABLE = [
         call=lambda a, b, condition: ops.where(condition, a, b)),
     Row(ops.concatenate, concatenate_vjp, concatenate_inputs(),
         call=lambda *pieces, axis: ops.concatenate(list(pieces), axis=axis)),
-    # the fused primitives: x W + b, and softplus(l) - t l
+    # the fused primitives: x W + b, softplus(l) - t l, and tanh with its VJP in one array
     Row(fused.linear, lambda g, x, w, b: (g @ w.T, x.T @ g, g.sum(axis=0)), linear_inputs()),
+    Row(fused.tanh, lambda g, a: (g * (1 - np.tanh(a) ** 2),), same_shape(values(-5.0, 5.0))),
     Row(fused.binary_cross_entropy_with_logits, lambda g, l, t: (g * (sigmoid(l) - t), -g * l),
         same_shape(values(), values(0.0, 1.0)), cancels=True),
 ]

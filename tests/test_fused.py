@@ -1,7 +1,8 @@
-"""The fused forms in fused.py equal the composed forms they stand in for.
+"""The fused forms in fused.py equal the plain forms they stand in for.
 
-``fused.linear`` is ``x @ W + b`` as one node and ``fused.binary_cross_entropy_with_logits`` is
-``softplus(l) - t * l`` as one node. Values and gradients must be those of the composed form:
+``fused.linear`` is ``x @ W + b`` as one node, ``fused.binary_cross_entropy_with_logits`` is
+``softplus(l) - t * l`` as one node, and ``fused.tanh`` is ``ops.tanh`` with its VJP written
+into one array. Values and gradients must be those of the composed form:
 bit for bit where the arithmetic is the same, and to rounding where a sum runs in another order
 (a batch with several leading axes, or two gradient paths added in a different order).
 """
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from tinygrad_reparam import Tensor, composed, fused
+from tinygrad_reparam import Tensor, composed, fused, ops
 from tinygrad_reparam.testing import float_arrays
 
 
@@ -97,3 +98,19 @@ def test_bce_equals_softplus_minus_product(logits, targets):
 def assert_close_to_terms(a, b, scale):
     """|a - b| within a few ulps of the terms that were added (they may cancel)."""
     assert np.all(np.abs(a - b) <= 4 * np.finfo(np.float64).eps * scale)
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=float_arrays(low=-8.0, high=8.0), seed=st.integers(0, 2**16))
+def test_tanh_equals_the_plain_primitive_bit_for_bit(a, seed):
+    fast = values_and_gradients(fused.tanh, a, grad_seed=seed)
+    plain = values_and_gradients(ops.tanh, a, grad_seed=seed)
+    assert np.array_equal(fast[0], plain[0])
+    assert np.array_equal(fast[1][0], plain[1][0])
+
+
+def test_tanh_gradient_keeps_float32():
+    a = Tensor(np.array([0.5, -1.0], np.float32), requires_grad=True)
+    fused.tanh(a).backward(np.ones(2))  # a float64 output gradient
+    assert a.grad.dtype == np.float32
+    np.testing.assert_allclose(a.grad, 1 - np.tanh(a.data) ** 2, rtol=1e-6)

@@ -137,12 +137,15 @@ def broadcastable(*shapes: tuple) -> bool:
 
 
 def broadcast(op: str, shape_a: tuple, shape_b: tuple) -> None:
-    """Raise unless the two operands' shapes broadcast together."""
-    if not broadcastable(shape_a, shape_b):
-        raise ValueError(
-            f"{op}: shapes {shape_a} and {shape_b} cannot be broadcast together (trailing "
-            f"dimensions must be equal or 1); reshape one operand, e.g. x.reshape(-1, 1)"
-        )
+    """Raise unless the two operands' shapes broadcast together. (Runs at every elementwise op
+    whose operands differ in shape, so it is written for two shapes: zip stops at the shorter
+    one, and the missing axes count as 1.)"""
+    for side_a, side_b in zip(reversed(shape_a), reversed(shape_b)):
+        if side_a != side_b and side_a != 1 and side_b != 1:
+            raise ValueError(
+                f"{op}: shapes {shape_a} and {shape_b} cannot be broadcast together (trailing "
+                f"dimensions must be equal or 1); reshape one operand, e.g. x.reshape(-1, 1)"
+            )
 
 
 def axes(axis, ndim: int, op: str) -> tuple:
@@ -282,8 +285,10 @@ def stack_shapes(shapes: list, axis) -> None:
 # ---------------------------------------------------------------------------------------------
 # The backward pass
 def unbroadcastable(grad_shape: tuple, shape: tuple) -> None:
-    """``unbroadcast`` sums a gradient down to a shape that broadcasts to the gradient's shape."""
-    if len(shape) > len(grad_shape) or not broadcastable(shape, grad_shape):
+    """``unbroadcast`` sums a gradient down to a shape that broadcasts to the gradient's shape:
+    aligned at the right, each of its sizes is 1 or the gradient's."""
+    added = len(grad_shape) - len(shape)
+    if added < 0 or any(size != 1 and size != grad_shape[added + axis] for axis, size in enumerate(shape)):
         raise ValueError(f"unbroadcast: a gradient of shape {grad_shape} cannot be summed to shape "
                          f"{shape}: {shape} does not broadcast to {grad_shape}")
 

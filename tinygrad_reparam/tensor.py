@@ -49,10 +49,11 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     if grad.shape == shape:
         return grad
     checks.unbroadcastable(grad.shape, shape)
-    leading = grad.ndim - len(shape)
-    grad = grad.sum(axis=tuple(range(leading)))  # the axes broadcasting added in front
-    stretched = tuple(axis for axis, size in enumerate(shape) if size == 1 and grad.shape[axis] != 1)
-    return grad.sum(axis=stretched, keepdims=True).reshape(shape)  # the size-1 axes it stretched
+    added = grad.ndim - len(shape)
+    leading = tuple(range(added))  # the axes broadcasting added in front
+    stretched = tuple(added + axis for axis, size in enumerate(shape)  # the size-1 axes it stretched
+                      if size == 1 and grad.shape[added + axis] != 1)
+    return grad.sum(axis=leading + stretched).reshape(shape)
 
 
 class Tensor:
