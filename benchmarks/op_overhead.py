@@ -250,7 +250,7 @@ def compare_number_constants(x0, n_ops: int, rounds: int) -> None:
             times[name].append(forward + backward)
     per_op = {name: statistics.median(samples) * 1e6 / n_ops for name, samples in times.items()}
     ratio = per_op["Python numbers"] / per_op["Tensor constants"]
-    print(f"\nscalar constants, same chain (gradients identical), microseconds per op:")
+    print("\nscalar constants, same chain (gradients identical), microseconds per op:")
     for name, value in per_op.items():
         print(f"{name:18s} {value:6.2f}")
     print(f"Python numbers / Tensor constants: {ratio:.3f} (target <= 1.15)")

@@ -21,7 +21,6 @@ evenly between tied maxima. ``maximum(a, b)`` sends the gradient to ``a`` on tie
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
@@ -45,9 +44,9 @@ def lift(x, like=None) -> Tensor:
 
 def operands(op: str, a, b) -> tuple:
     """The two inputs of an elementwise primitive, as Tensors whose shapes broadcast together."""
-    if not isinstance(a, Tensor):
+    if type(a) is not Tensor:  # (lift passes a subclass of Tensor through as it is)
         a = lift(a, b)
-    if not isinstance(b, Tensor):
+    if type(b) is not Tensor:
         b = lift(b, a)
     if a.data.shape != b.data.shape:
         checks.broadcast(op, a.data.shape, b.data.shape)

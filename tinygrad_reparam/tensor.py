@@ -85,7 +85,9 @@ class Tensor:
             data = checks.float_array(data, "Tensor data")  # ints and bools become float64
         self.data = data
         self.grad: Optional[np.ndarray] = None
-        self.requires_grad = checks.flag(requires_grad, "Tensor: requires_grad")
+        if requires_grad is not False:  # (checked: True, or a NumPy bool)
+            requires_grad = checks.flag(requires_grad, "Tensor: requires_grad")
+        self.requires_grad = requires_grad
         self.op = "leaf"         # the operation that made it
         self.parents: tuple = ()  # its inputs ...
         self.vjps: Optional[tuple] = None  # ... and one VJP per input; None: no graph recorded
