@@ -15,10 +15,11 @@ Mutants that hang (*timeout*) or cannot even be imported or collected (*error*) 
 How a run goes (each step is a function below):
 
 1. ``find_mutants`` parses every target file with ``ast`` and lists its mutants. Docstrings and
-   strings, ``raise`` and ``assert`` statements, error-message construction (calls to ``...Error``
-   / ``warn``, functions named ``..._error`` / ``..._message``), f-strings, annotations, decorators
-   and the conditions of guards that only raise are left alone: they are not formulas.
-   (``--include-guards`` mutates those conditions too.)
+   strings, ``raise`` and ``assert`` statements, error-message construction (blocks that end in a
+   ``raise``, calls to ``...Error`` / ``warn``, functions named ``..._error`` / ``..._message``),
+   f-strings, annotations, decorators and the conditions of guards (``if ...:`` whose block ends
+   in a ``raise``) are left alone: they are not formulas. (``--include-guards`` mutates those
+   conditions too.)
 2. ``measure_coverage`` runs the mapped tests once on the unchanged tree, with a line tracer that
    records which test executes which line of the targets. It also checks that they all pass.
 3. Every mutant is written into a scratch copy of the tree and ``python -m pytest -x`` runs only
@@ -79,10 +80,13 @@ STATUSES = ("killed", "survived", "timeout", "error")
 def default_targets(root: str) -> dict[str, list[str]]:
     """The VJPs, the distributions' formulas, the estimators, the VAE and the optimizers, each
     mapped to its nearest tests. Files that do not exist in this checkout are left out."""
-    ops_tests = ["tests/test_ops_gradcheck.py", "tests/test_engine.py", "tests/test_stability.py"]
+    ops_tests = ["tests/test_ops_gradcheck.py", "tests/test_engine.py", "tests/test_stability.py",
+                 "tests/test_derivatives.py", "tests/test_fused.py", "tests/test_identities.py",
+                 "tests/test_comparisons.py"]
     distribution_tests = [
         "tests/test_distributions_continuous.py", "tests/test_distributions_discrete.py",
         "tests/test_tanh_normal.py", "tests/test_cut.py", "tests/test_stability.py",
+        "tests/test_identities.py", "tests/test_bad_input.py",
     ]
     targets = {
         "tinygrad_reparam/ops.py": ops_tests,
@@ -95,8 +99,9 @@ def default_targets(root: str) -> dict[str, list[str]]:
         if os.path.basename(path) != "__init__.py":
             targets[os.path.relpath(path, root)] = distribution_tests
     targets["tinygrad_reparam/estimators.py"] = ["tests/test_estimators.py"]
-    targets["tinygrad_reparam/vae.py"] = ["tests/test_vae.py", "tests/test_stability.py"]
-    targets["tinygrad_reparam/optim.py"] = ["tests/test_optim.py"]
+    targets["tinygrad_reparam/vae.py"] = ["tests/test_vae.py", "tests/test_stability.py",
+                                          "tests/test_vae_gradients.py"]
+    targets["tinygrad_reparam/optim.py"] = ["tests/test_optim.py", "tests/test_bad_input.py"]
     return {
         target: [t for t in tests if os.path.exists(os.path.join(root, t))]
         for target, tests in targets.items() if os.path.exists(os.path.join(root, target))
@@ -218,8 +223,8 @@ def _is_error_call(node: ast.Call) -> bool:
 
 
 def _is_guard(node: ast.If) -> bool:
-    """``if <condition>: raise ...`` with nothing else: argument validation, not a formula."""
-    return all(isinstance(s, ast.Raise) for s in node.body) and not node.orelse
+    """``if <condition>: ...; raise ...`` with no else: argument validation, not a formula."""
+    return isinstance(node.body[-1], ast.Raise) and not node.orelse
 
 
 def _is_string(node: ast.AST) -> bool:
@@ -238,6 +243,8 @@ class _MutantFinder:
 
     # --- walking ------------------------------------------------------------------------------
     def visit_body(self, statements: list, scope: str) -> None:
+        if statements and isinstance(statements[-1], ast.Raise):
+            return  # a block on the way to a raise builds the error, it computes nothing
         for index, statement in enumerate(statements):
             is_docstring = (index == 0 and isinstance(statement, ast.Expr)
                             and _is_string(statement.value))
@@ -437,6 +444,12 @@ def find_mutants(root: str, file: str, include_guards: bool = False) -> list[Mut
     return mutants
 
 
+def _text_key(mutant) -> tuple:
+    """What identifies a mutant across commits, where its line number may have moved."""
+    get = mutant.get if isinstance(mutant, dict) else lambda name: getattr(mutant, name)
+    return (get("file"), get("kind"), get("original_line").strip(), get("mutated_line").strip())
+
+
 def restrict(mutants: list[Mutant], line_ranges: list[str], functions: list[str]) -> list[Mutant]:
     """Keep the mutants inside the given ``FILE:FIRST-LAST`` ranges and ``functions`` (a name
     matches a qualified name equal to it, ending in ``.name``, or, for a class, inside it)."""
@@ -595,9 +608,9 @@ def run_mutant(mutant: Mutant, original_text: str, copy: str, tests: list[str], 
         return dict(result, status="survived", seconds=seconds)
     # 2: interrupted (e.g. the mutant fails at import), 3: internal error, 5: no tests, 1 without
     # a FAILED line: an error in collection
-    tail = " | ".join(output.strip().splitlines()[-3:])
+    lines = failures or [line.strip("! ") for line in output.strip().splitlines()[-3:]]
     return dict(result, status="error", seconds=seconds,
-                detail=f"pytest exit code {process.returncode}: {tail[-300:]}")
+                detail=f"pytest exit code {process.returncode}: {' | '.join(lines)[:300]}")
 
 
 # =============================================================================================
@@ -628,19 +641,27 @@ def write_report(out: str, config: dict, enumerated: dict, results: list[dict]) 
     md = [f"# Mutation testing report: {config['root']}", "",
           f"{config['started']}; {overall['enumerated']} mutants found, {len(results)} run "
           f"(seed {config['seed']}, at most {config['max_mutants'] or 'all'} per file), "
-          f"{config['minutes']:.1f} min with {config['jobs']} job(s), python `{config['python']}`.",
+          f"{config['minutes']:.1f} min with {config['jobs']} job(s) "
+          f"({config['reused']} results reused from an earlier run), python `{config['python']}`; "
+          f"coverage run {config['coverage_run_seconds']:.0f} s, mutants' test runs "
+          f"{config['mutant_run_seconds'] / 60:.1f} min in all.",
           "", "score = killed / (killed + survived); timeouts and errors count in neither. "
           "'not run': survivors on lines that no mapped test executes.", "",
-          "| file | tests | found | run | killed | survived | (not run) | timeout | error | score |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
+          "| file | found | run | killed | survived | (not run) | timeout | error | score |",
+          "|---|---|---|---|---|---|---|---|---|"]
     for f, s in per_file.items():
-        tests = ", ".join(os.path.basename(t) for t in config["targets"][f])
-        md.append(f"| {f} | {tests} | {s['enumerated']} | {len(by_file[f])} | {s['killed']} | "
+        md.append(f"| {f} | {s['enumerated']} | {len(by_file[f])} | {s['killed']} | "
                   f"{s['survived']} | {s['not_run']} | {s['timeout']} | {s['error']} | "
                   f"{percent(s['score'])} |")
-    md.append(f"| **overall** | | {overall['enumerated']} | {len(results)} | {overall['killed']} | "
+    md.append(f"| **overall** | {overall['enumerated']} | {len(results)} | {overall['killed']} | "
               f"{overall['survived']} | {overall['not_run']} | {overall['timeout']} | "
               f"{overall['error']} | **{percent(overall['score'])}** |")
+    md += ["", "## The tests run for each file", ""]
+    test_sets = defaultdict(list)
+    for f, tests in config["targets"].items():
+        test_sets[tuple(tests)].append(f)
+    for tests, files in test_sets.items():
+        md.append(f"- {', '.join(f'`{f}`' for f in files)}: {', '.join(tests)}")
     for status in ("survived", "timeout", "error"):
         chosen = [r for r in results if r["status"] == status]
         if not chosen:
@@ -692,6 +713,9 @@ def main(argv: Optional[list] = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--resume", action="store_true",
                         help="reuse the results in OUT.partial.jsonl from an interrupted run")
+    parser.add_argument("--survivors-of", metavar="REPORT.json",
+                        help="only the mutants that survived in an earlier report (matched by "
+                             "file and text, so moved lines still match), e.g. after adding tests")
     args = parser.parse_args(argv)
 
     root = os.path.abspath(args.root)
@@ -701,10 +725,16 @@ def main(argv: Optional[list] = None) -> int:
     if not args.target:
         targets = default_targets(root)
     functions = [f.strip() for f in args.functions.split(",") if f.strip()]
+    survivors = set()
+    if args.survivors_of:
+        with open(args.survivors_of) as handle:
+            survivors = {_text_key(r) for r in json.load(handle)["mutants"] if r["status"] == "survived"}
 
     enumerated, chosen = {}, []
     for file in targets:
         mutants = restrict(find_mutants(root, file, args.include_guards), args.lines, functions)
+        if args.survivors_of:
+            mutants = [m for m in mutants if _text_key(m) in survivors]
         enumerated[file] = len(mutants)
         chosen += sample(mutants, file, args.seed, args.max_mutants)
     print(f"{sum(enumerated.values())} mutants in {len(targets)} files, {len(chosen)} to run",
@@ -722,7 +752,6 @@ def main(argv: Optional[list] = None) -> int:
     python = shutil.which(args.python) or args.python
     check_imports_from_copy(python, copies[0], list(targets))
     started_at, started = time.strftime("%Y-%m-%d %H:%M:%S"), time.perf_counter()
-    coverage = None if args.no_coverage else measure_coverage(python, copies[0], targets, work)
 
     partial = out + ".partial.jsonl"
     done = {}
@@ -733,6 +762,10 @@ def main(argv: Optional[list] = None) -> int:
                 done[(r["id"], r["mutated_line"])] = r
     elif os.path.exists(partial):
         os.remove(partial)
+    coverage = None
+    if not args.no_coverage and any((m.id, m.mutated_line) not in done for m in chosen):
+        coverage = measure_coverage(python, copies[0], targets, work)
+    coverage_seconds = time.perf_counter() - started
     originals = {}
     for file in targets:
         with open(os.path.join(root, file), encoding="utf-8") as handle:
@@ -780,7 +813,10 @@ def main(argv: Optional[list] = None) -> int:
     config = {"root": root, "targets": targets, "seed": args.seed, "max_mutants": args.max_mutants,
               "lines": args.lines, "functions": functions, "jobs": len(copies), "python": python,
               "coverage": coverage is not None, "include_guards": args.include_guards,
-              "started": started_at, "minutes": (time.perf_counter() - started) / 60}
+              "started": started_at, "minutes": (time.perf_counter() - started) / 60,
+              "coverage_run_seconds": round(coverage_seconds, 1),
+              "reused": sum(1 for m in chosen if (m.id, m.mutated_line) in done),
+              "mutant_run_seconds": round(sum(r["seconds"] for r in results.values()), 1)}
     write_report(out, config, enumerated, [results[i] for i in range(len(chosen))])
     overall = summarize(list(results.values()))
     print(f"score {overall['score']}: {overall['killed']} killed, {overall['survived']} survived, "
