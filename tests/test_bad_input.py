@@ -811,6 +811,8 @@ OPTIM_CASES = [
          r"Adam: betas\[0\] must be in \[0\.0, 1\.0\), got 1\.0"),
     case("Adam(betas[1]=nan)", lambda: optim.Adam([_p()], betas=(0.9, np.nan)), ValueError,
          r"Adam: betas\[1\] must be in \[0\.0, 1\.0\), got nan"),
+    case("Adam(betas[1]=1)", lambda: optim.Adam([_p()], betas=(0.9, 1.0)), ValueError,
+         r"Adam: betas\[1\] must be in \[0\.0, 1\.0\), got 1\.0"),
     case("Adam(eps=-1e-8)", lambda: optim.Adam([_p()], eps=-1e-8), ValueError,
          r"Adam: eps must be in \[0\.0, inf\), got -1e-08"),
     case("Adam(foreach='yes')", lambda: optim.Adam([_p()], foreach="yes"), TypeError,

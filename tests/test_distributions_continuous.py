@@ -560,3 +560,14 @@ def test_gradcheck_kl(family):
         params[2].data -= 0.1
         params[3].data += 0.1
     assert gradcheck(lambda a, b, c, d: kl_divergence(family(a, b), family(c, d)), params)
+
+
+# --- details no other test pins down (found by tools/mutate.py) --------------------------------
+def test_laplace_cdf_is_one_half_at_the_median():
+    assert Laplace(1.5, 2.0).cdf(1.5) == 0.5
+    np.testing.assert_allclose(Laplace(0.0, 1.0).cdf([-1.0, 1.0]), [0.5 * np.exp(-1), 1 - 0.5 * np.exp(-1)],
+                               rtol=1e-15)
+
+
+def test_tanh_normal_cdf_outside_the_open_interval():
+    np.testing.assert_array_equal(TanhNormal(0.0, 1.0).cdf([-1.5, -1.0, 1.0, 1.5]), [0.0, 0.0, 1.0, 1.0])

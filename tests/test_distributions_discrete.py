@@ -755,3 +755,38 @@ def test_arg_constraints_table_drives_the_check_and_its_message(family, name):
 def test_every_constructor_parameter_has_a_constraint(family):
     taken = set(inspect.signature(family).parameters) - {"validate_args", "hard"}
     assert set(family.arg_constraints) == taken
+
+
+# --- details no other test pins down (found by tools/mutate.py) --------------------------------
+@pytest.mark.parametrize("hard", [False, True])
+def test_relaxed_categorical_samples_live_on_the_last_axis_with_a_batch_and_sample_shape(hard):
+    q = RelaxedOneHotCategorical(0.5, logits=np.log([[0.1, 0.2, 0.3, 0.4], [0.7, 0.1, 0.1, 0.1]]),
+                                 hard=hard)
+    y = q.rsample((3,), rng=np.random.default_rng(0))
+    assert y.shape == (3, 2, 4)
+    np.testing.assert_allclose(y.data.sum(axis=-1), 1.0, rtol=1e-14)
+    if hard:  # exactly one 1 per (sample, batch) row
+        assert set(np.unique(y.data)) == {0.0, 1.0}
+        np.testing.assert_array_equal((y.data == 1.0).sum(axis=-1), np.ones((3, 2)))
+
+
+@pytest.mark.parametrize("family", [Bernoulli, Categorical])
+def test_validate_args_false_accepts_nan_logits_without_raising(family):
+    logits = np.array([np.nan, 0.0])
+    with pytest.raises(ValueError, match="logits"):
+        family(logits=logits)
+    family(logits=logits, validate_args=False)  # the user's call: no check, no error
+
+
+def test_a_zero_probability_gets_gradient_zero_in_entropy_and_kl():
+    """At p_i = 0 the exact derivative of -p log p is infinite; the library's convention is 0
+    (probs_logits.py), in the entropy and in KL(p || q) alike."""
+    p = Tensor([0.0, 0.3, 0.7], requires_grad=True)
+    Categorical(probs=p).entropy().backward()
+    assert p.grad[0] == 0.0
+    np.testing.assert_allclose(p.grad[1:], -np.log([0.3, 0.7]) - 1.0, rtol=1e-14)
+    p = Tensor([0.0, 0.3, 0.7], requires_grad=True)
+    q = Categorical(probs=np.array([0.2, 0.3, 0.5]))
+    kl_divergence(Categorical(probs=p), q).backward()
+    assert p.grad[0] == 0.0
+    np.testing.assert_allclose(p.grad[1:], np.log(np.array([0.3, 0.7]) / [0.3, 0.5]) + 1.0, rtol=1e-14)

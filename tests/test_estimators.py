@@ -498,3 +498,31 @@ def test_score_function_with_a_bernoulli_is_unbiased(estimator, n_samples, p, k)
     with pytest.raises(NotImplementedError, match="score-function"):
         gradient_samples(lambda probs: D.Bernoulli(probs=probs), lambda b: b,
                          [param(p)], "pathwise", repeats=10)
+
+
+# --- details no other test pins down (found by tools/mutate.py) --------------------------------
+def test_gradient_stats_against_the_formulas_computed_by_hand():
+    samples = np.array([0.5, -1.0, 2.0, 0.25, 1.5, -0.75])
+    stats = GradientStats(samples, exact=0.3)
+    n, mean = 6, samples.mean()
+    variance = ((samples - mean) ** 2).sum() / (n - 1)
+    m4 = ((samples - mean) ** 4).mean()
+    assert stats.mean == pytest.approx(mean, rel=1e-15)
+    assert stats.variance == pytest.approx(variance, rel=1e-15)
+    assert stats.std_error == pytest.approx(math.sqrt(variance / n), rel=1e-15)
+    assert stats.variance_std_error == pytest.approx(
+        math.sqrt((m4 - variance ** 2 * (n - 3) / (n - 1)) / n), rel=1e-14)
+    assert stats.bias == pytest.approx(mean - 0.3, rel=1e-15)
+    assert stats.bias_z == pytest.approx((mean - 0.3) / math.sqrt(variance / n), rel=1e-14)
+
+
+@pytest.mark.parametrize("estimator", [PATHWISE, SCORE_NOBASELINE])
+def test_a_parameter_the_cost_ignores_gets_zero_gradients(estimator):
+    mu = Tensor(np.array([0.5, -0.2]), requires_grad=True)
+    unused = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    stats = gradient_samples(lambda m, u: D.Normal(m, 1.0), lambda z: (z ** 2).sum(axis=-1),
+                             [mu, unused], estimator=estimator, repeats=20,
+                             rng=np.random.default_rng(0))
+    assert stats[1].samples.shape == (20, 3)
+    np.testing.assert_array_equal(stats[1].samples, 0.0)
+    assert np.abs(stats[0].samples).sum() > 0

@@ -114,3 +114,12 @@ def test_tanh_gradient_keeps_float32():
     fused.tanh(a).backward(np.ones(2))  # a float64 output gradient
     assert a.grad.dtype == np.float32
     np.testing.assert_allclose(a.grad, 1 - np.tanh(a.data) ** 2, rtol=1e-6)
+
+
+def test_linear_with_a_wider_bias_adds_it_in_the_wider_dtype():
+    x = np.array([[1.0, 2.0]], np.float32)
+    w = np.array([[1.0], [1.0]], np.float32)
+    bias = np.array([0.25])  # float64
+    out = fused.linear(Tensor(x), Tensor(w), Tensor(bias))
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out.data, [[3.25]])

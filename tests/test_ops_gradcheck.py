@@ -671,3 +671,38 @@ def test_float32_stays_float32(name, x):
     out64.backward(np.ones(out64.shape))
     np.testing.assert_allclose(out.data, out64.data, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(t32.grad, t64.grad, rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Conventions and defaults no gradcheck above reaches (found by tools/mutate.py)
+def test_power_exponent_gradient_at_a_zero_base_is_the_limit_zero():
+    """d(a^b)/db = a^b log a, which tends to 0 as a -> 0+ (b > 0): 0, not NaN, at a = 0."""
+    base = Tensor([0.0, 2.0])
+    exponent = Tensor([1.5, 1.5], requires_grad=True)
+    (base ** exponent).sum().backward()
+    np.testing.assert_allclose(exponent.grad, [0.0, 2.0 ** 1.5 * np.log(2.0)], rtol=1e-15)
+
+
+def test_softmax_and_log_softmax_default_to_the_last_axis():
+    from tinygrad_reparam import composed, ops
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 4)))
+    np.testing.assert_array_equal(ops.log_softmax(x).data, ops.log_softmax(x, axis=-1).data)
+    np.testing.assert_array_equal(composed.softmax(x).data, composed.softmax(x, axis=-1).data)
+    np.testing.assert_allclose(composed.softmax(x).data.sum(axis=-1), 1.0, rtol=1e-15)
+
+
+def test_concatenate_and_stack_default_to_the_first_axis():
+    a, b = Tensor(np.ones((2, 3))), Tensor(np.zeros((2, 3)))
+    assert tg.concatenate([a, b]).shape == (4, 3)
+    assert tg.stack([a, b]).shape == (2, 2, 3)
+    np.testing.assert_array_equal(tg.stack([a, b]).data[1], np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("function, take_a", [(tg.maximum, True), (tg.minimum, True)])
+def test_maximum_and_minimum_send_the_gradient_to_a_on_ties(function, take_a):
+    a = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = Tensor([1.0, 0.0, 5.0], requires_grad=True)  # tie, a larger, b larger
+    function(a, b).sum().backward()
+    a_wins = [1.0, 1.0, 0.0] if function is tg.maximum else [1.0, 0.0, 1.0]
+    np.testing.assert_array_equal(a.grad, a_wins)
+    np.testing.assert_array_equal(b.grad, 1.0 - np.array(a_wins))

@@ -615,3 +615,14 @@ def test_adam_and_sgd_update_zero_dimensional_parameters():
             (p * p).backward()
             optimizer.step()
         assert p.data.shape == () and 0.0 < p.item() < 2.0
+
+
+def test_adam_default_learning_rate_moves_each_entry_by_a_thousandth_at_first():
+    """lr defaults to 1e-3, as in PyTorch and the paper: the first step is lr * g / (|g| + eps)."""
+    p = Tensor(np.array([1.0, -2.0, 0.5]), requires_grad=True)
+    optimizer = Adam([p])
+    g = np.array([4.0, -0.5, 1e-3])
+    p.grad = g.copy()
+    optimizer.step()
+    np.testing.assert_allclose(p.data, np.array([1.0, -2.0, 0.5]) - 1e-3 * g / (np.abs(g) + 1e-8),
+                               rtol=1e-14)
