@@ -21,11 +21,13 @@ evenly between tied maxima. ``maximum(a, b)`` sends the gradient to ``a`` on tie
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 
 from tinygrad_reparam import checks
+from tinygrad_reparam.constants import number_constant
 from tinygrad_reparam.tensor import Tensor, from_op
 
 
@@ -36,10 +38,12 @@ def lift(x, like=None) -> Tensor:
     float32, as in NumPy); arrays keep their own float dtype (ints become float64)."""
     if isinstance(x, Tensor):
         return x
-    number = isinstance(x, (int, float)) and isinstance(like, Tensor)
-    constant = Tensor(np.asarray(x, like.data.dtype) if number else checks.float_array(x, "operand"))
+    if isinstance(x, (int, float)) and isinstance(like, Tensor):  # a number meets a tensor:
+        return number_constant(x, like.data.dtype, math.copysign(1.0, x))  # (constants.py)
+    constant = Tensor(checks.float_array(x, "operand"))
     constant.op = "constant"
     return constant
+
 
 
 def operands(op: str, a, b) -> tuple:
@@ -48,8 +52,9 @@ def operands(op: str, a, b) -> tuple:
         a = lift(a, b)
     if type(b) is not Tensor:
         b = lift(b, a)
-    if a.data.shape != b.data.shape:
-        checks.broadcast(op, a.data.shape, b.data.shape)
+    shape_a, shape_b = a.data.shape, b.data.shape
+    if shape_a != shape_b and shape_a and shape_b:  # (a 0-d operand broadcasts with anything)
+        checks.broadcast(op, shape_a, shape_b)
     return a, b
 
 
