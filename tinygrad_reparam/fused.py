@@ -26,6 +26,9 @@ def linear(x, weight, bias=None) -> Tensor:
 
     The rows of ``x`` flattened to a matrix X (all leading axes are batch axes), the weight W and
     the output gradient G flattened alike: dL/dX = G W^T, dL/dW = X^T G, dL/db = sum of G's rows.
+    The weight's gradient is that one matrix product, which contracts the batch as it multiplies
+    (so nothing needs unbroadcasting); the bias's rows are summed by ``unbroadcast``, as in
+    ``composed.linear``.
     """
     x, weight = lift(x, weight), lift(weight, x)
     bias = None if bias is None else lift(bias, weight)
