@@ -501,8 +501,9 @@ def test_score_function_with_a_bernoulli_is_unbiased(estimator, n_samples, p, k)
 
 
 # --- details no other test pins down (found by tools/mutate.py) --------------------------------
-def test_gradient_stats_against_the_formulas_computed_by_hand():
-    samples = np.array([0.5, -1.0, 2.0, 0.25, 1.5, -0.75])
+@pytest.mark.parametrize("scale", [1.0, 0.01])  # (at 0.01 every moment is far below 1)
+def test_gradient_stats_against_the_formulas_computed_by_hand(scale):
+    samples = scale * np.array([0.5, -1.0, 2.0, 0.25, 1.5, -0.75]) + 0.3
     stats = GradientStats(samples, exact=0.3)
     n, mean = 6, samples.mean()
     variance = ((samples - mean) ** 2).sum() / (n - 1)
@@ -526,3 +527,10 @@ def test_a_parameter_the_cost_ignores_gets_zero_gradients(estimator):
     assert stats[1].samples.shape == (20, 3)
     np.testing.assert_array_equal(stats[1].samples, 0.0)
     assert np.abs(stats[0].samples).sum() > 0
+
+
+def test_two_estimates_are_enough_for_a_variance():
+    mu = Tensor(np.array([0.5]), requires_grad=True)
+    (stats,) = gradient_samples(lambda m: D.Normal(m, 1.0), lambda z: (z ** 2).sum(axis=-1), [mu],
+                                repeats=2, rng=np.random.default_rng(0))
+    assert stats.samples.shape == (2, 1) and np.isfinite(stats.variance).all()
