@@ -338,6 +338,83 @@ def _location_scale_cases():
     return rows
 
 
+def _multivariate_normal_cases():
+    """MultivariateNormal and LowRankMultivariateNormal: one matrix of three, SPD and
+    lower-triangular rules, and shapes that must fit (loc (..., n), matrices (..., n, n))."""
+    mvn, low_rank, eye = D.MultivariateNormal, D.LowRankMultivariateNormal, np.eye(2)
+    spd_rule = r"MultivariateNormal: parameter {} must be symmetric positive definite, as M @ M\.T \+ c \* I"
+    tril_rule = r"MultivariateNormal: parameter scale_tril must be lower triangular with a positive diagonal"
+    return [
+        case("MultivariateNormal(no matrix)", lambda: mvn(np.zeros(2)), ValueError,
+             r"MultivariateNormal: give exactly one of covariance_matrix, precision_matrix and scale_tril "
+             r"\(got none\)"),
+        case("MultivariateNormal(two matrices)", lambda: mvn(np.zeros(2), eye, precision_matrix=eye), ValueError,
+             r"give exactly one of .* \(got covariance_matrix and precision_matrix\)"),
+        case("MultivariateNormal(covariance not PD)", lambda: mvn(np.zeros(2), [[1.0, 2.0], [2.0, 1.0]]),
+             ValueError, spd_rule.format("covariance_matrix") + r".*got 4 bad values: \[1\., 2\., 2\., 1\.\]"),
+        case("MultivariateNormal(covariance not symmetric)", lambda: mvn(np.zeros(2), [[1.0, 0.5], [0.0, 1.0]]),
+             ValueError, spd_rule.format("covariance_matrix") + r".*\[1\. , 0\.5, 0\. , 1\. \]"),
+        case("MultivariateNormal(covariance nan)", lambda: mvn(np.zeros(2), [[1.0, np.nan], [np.nan, 1.0]]),
+             ValueError, spd_rule.format("covariance_matrix") + r".*nan"),
+        case("MultivariateNormal(one bad matrix of a batch)",
+             lambda: mvn(np.zeros(2), np.stack([eye, -eye, eye])), ValueError,
+             spd_rule.format("covariance_matrix") + r".*got 4 bad values: \[-1\., -0\., -0\., -1\.\]"),
+        case("MultivariateNormal(precision not PD)", lambda: mvn(np.zeros(2), precision_matrix=-eye),
+             ValueError, spd_rule.format("precision_matrix")),
+        case("MultivariateNormal(scale_tril upper)", lambda: mvn(np.zeros(2), scale_tril=[[1.0, 0.5], [0.0, 1.0]]),
+             ValueError, tril_rule + r".*got 1 bad value: \[0\.5\]"),
+        case("MultivariateNormal(scale_tril diagonal 0)", lambda: mvn(np.zeros(2), scale_tril=[[1.0, 0.0], [3.0, 0.0]]),
+             ValueError, tril_rule + r".*got 1 bad value: \[0\.\]"),
+        case("MultivariateNormal(scale_tril inf)", lambda: mvn(np.zeros(2), scale_tril=[[1.0, 0.0], [np.inf, 1.0]]),
+             ValueError, tril_rule + r".*\[inf\]"),
+        case("MultivariateNormal(loc nan)", lambda: mvn([0.0, np.nan], eye), ValueError,
+             r"MultivariateNormal: parameter loc must be finite; got 1 bad value: \[nan\]"),
+        case("MultivariateNormal(loc='a')", lambda: mvn("a", eye), TypeError,
+             rf"MultivariateNormal: parameter loc: {EXPECTED_REAL}"),
+        case("MultivariateNormal(loc=None)", lambda: mvn(None, eye), TypeError,
+             r"MultivariateNormal: parameter loc is missing"),
+        case("MultivariateNormal(scale_tril='a')", lambda: mvn(np.zeros(2), scale_tril="a"), TypeError,
+             rf"MultivariateNormal: parameter scale_tril: {EXPECTED_REAL}"),
+        case("MultivariateNormal(loc 0-d)", lambda: mvn(0.0, eye), ValueError,
+             r"MultivariateNormal: loc needs a vector \(at least 1 dimension, \(\.\.\., n\)\)"),
+        case("MultivariateNormal(covariance 1-d)", lambda: mvn(np.zeros(2), np.ones(2)), ValueError,
+             r"MultivariateNormal: covariance_matrix must be a square matrix.*got shape \(2,\)"),
+        case("MultivariateNormal(covariance 2 x 3)", lambda: mvn(np.zeros(2), np.ones((2, 3))), ValueError,
+             r"MultivariateNormal: covariance_matrix must be a square matrix.*got shape \(2, 3\)"),
+        case("MultivariateNormal(loc n=3, matrix n=2)", lambda: mvn(np.zeros(3), eye), ValueError,
+             r"MultivariateNormal: loc has 3 entries per event \(shape \(3,\)\) but covariance_matrix is 2 x 2"),
+        case("MultivariateNormal(batch shapes)", lambda: mvn(np.zeros((3, 2)), np.stack([eye] * 4)), ValueError,
+             r"MultivariateNormal: parameter shapes cannot be broadcast together: loc \(3, 2\), "
+             r"covariance_matrix \(4, 2, 2\)"),
+        case("LowRankMultivariateNormal(cov_diag=0)", lambda: low_rank(np.zeros(2), np.ones((2, 1)), [1.0, 0.0]),
+             ValueError, r"LowRankMultivariateNormal: parameter cov_diag must be positive and finite \(> 0\); "
+                         r"got 1 bad value: \[0\.\]"),
+        case("LowRankMultivariateNormal(cov_diag nan)",
+             lambda: low_rank(np.zeros(2), np.ones((2, 1)), [np.nan, 1.0]), ValueError,
+             r"LowRankMultivariateNormal: parameter cov_diag must be positive and finite.*\[nan\]"),
+        case("LowRankMultivariateNormal(cov_factor inf)",
+             lambda: low_rank(np.zeros(2), [[np.inf], [0.0]], np.ones(2)), ValueError,
+             r"LowRankMultivariateNormal: parameter cov_factor must be finite; got 1 bad value: \[inf\]"),
+        case("LowRankMultivariateNormal(cov_factor=None)", lambda: low_rank(np.zeros(2), None, np.ones(2)),
+             TypeError, r"LowRankMultivariateNormal: parameter cov_factor is missing"),
+        case("LowRankMultivariateNormal(cov_factor 1-d)", lambda: low_rank(np.zeros(2), np.ones(2), np.ones(2)),
+             ValueError, r"LowRankMultivariateNormal: cov_factor needs a matrix \(at least 2 dimensions"),
+        case("LowRankMultivariateNormal(cov_factor 3 rows, loc 2)",
+             lambda: low_rank(np.zeros(2), np.ones((3, 1)), np.ones(2)), ValueError,
+             r"LowRankMultivariateNormal: loc \(2,\) has 2 entries per event, so cov_factor must be \(2, m\) "
+             r"and cov_diag \(2,\).*got cov_factor \(3, 1\)"),
+        case("LowRankMultivariateNormal(cov_diag 3, loc 2)",
+             lambda: low_rank(np.zeros(2), np.ones((2, 1)), np.ones(3)), ValueError,
+             r"LowRankMultivariateNormal: .*got cov_factor \(2, 1\) and cov_diag \(3,\)"),
+        case("LowRankMultivariateNormal(no columns)", lambda: low_rank(np.zeros(2), np.ones((2, 0)), np.ones(2)),
+             ValueError, r"LowRankMultivariateNormal: cov_factor \(2, 0\) needs at least one column"),
+        case("LowRankMultivariateNormal(batch shapes)",
+             lambda: low_rank(np.zeros((3, 2)), np.ones((4, 2, 1)), np.ones(2)), ValueError,
+             r"LowRankMultivariateNormal: parameter shapes cannot be broadcast together: loc \(3, 2\), "
+             r"cov_factor \(4, 2, 1\), cov_diag \(2,\)"),
+    ]
+
+
 DISTRIBUTION_CONSTRUCTOR_CASES = _location_scale_cases() + [
     case("Uniform(low >= high)", lambda: D.Uniform(1.0, 0.0), ValueError,
          r"Uniform: parameter low must be less than high .*got 1 bad value: \[1\.\]"),
@@ -407,7 +484,7 @@ DISTRIBUTION_CONSTRUCTOR_CASES = _location_scale_cases() + [
     case("RelaxedOneHotCategorical(temperature='a')",
          lambda: D.RelaxedOneHotCategorical("a", probs=[0.5, 0.5]), TypeError,
          rf"RelaxedOneHotCategorical: parameter temperature: {EXPECTED_REAL}"),
-]
+] + _multivariate_normal_cases()
 
 
 @pytest.mark.parametrize("call, error, match", DISTRIBUTION_CONSTRUCTOR_CASES)
@@ -431,6 +508,13 @@ DISTRIBUTIONS = {
     "RelaxedBernoulli": (lambda: D.RelaxedBernoulli(0.5, probs=np.full(3, 0.3)), np.full(4, 0.5)),
     "RelaxedOneHotCategorical": (lambda: D.RelaxedOneHotCategorical(0.5, probs=np.full((3, 4), 0.25)),
                                  np.full((4, 4), 0.25)),
+    "MultivariateNormal": (lambda: D.MultivariateNormal(np.zeros((3, 2)), np.eye(2)), np.zeros((4, 2))),
+    "LowRankMultivariateNormal": (lambda: D.LowRankMultivariateNormal(np.zeros((3, 2)), np.ones((2, 1)), np.ones(2)),
+                                  np.zeros((4, 2))),
+    "Independent": (lambda: D.Independent(D.Normal(np.zeros((3, 2)), 1.0), 1), np.zeros((4, 2))),
+    "TransformedDistribution": (lambda: D.TransformedDistribution(D.Normal(np.zeros(3), 1.0),
+                                                                  D.transforms.SigmoidTransform()),
+                                np.full(4, 0.5)),
 }
 
 
@@ -511,6 +595,82 @@ def test_log_prob_of_a_value_that_does_not_fit_names_value_batch_and_event_shape
 
 @pytest.mark.parametrize("call, error, match", DRAW_AND_DENSITY_CASES)
 def test_draws_and_densities(call, error, match):
+    expect_error(call, error, match)
+
+
+# =================================================================================================
+# Distributions: transforms, Independent, TransformedDistribution, cdf and icdf
+T = D.transforms
+CDF_FAMILIES = {  # every family with a quantile function, and one instance of it
+    "Normal": lambda: D.Normal(0.0, 1.0), "Laplace": lambda: D.Laplace(0.0, 1.0),
+    "Logistic": lambda: D.Logistic(0.0, 1.0), "Gumbel": lambda: D.Gumbel(0.0, 1.0),
+    "Uniform": lambda: D.Uniform(0.0, 1.0), "LogNormal": lambda: D.LogNormal(0.0, 1.0),
+    "TanhNormal": lambda: D.TanhNormal(0.0, 1.0), "RelaxedBernoulli": lambda: D.RelaxedBernoulli(0.5, probs=0.3),
+}
+
+
+def _quantile_cases():
+    rows = []
+    for name, make in CDF_FAMILIES.items():
+        rows += [
+            case(f"{name}.icdf(1.5)", lambda m=make: m().icdf([0.5, 1.5]), ValueError,
+                 rf"^{name}\.icdf: value must be a probability in \[0, 1\] .*got 1 bad value: \[1\.5\]"),
+            case(f"{name}.icdf(nan)", lambda m=make: m().icdf(np.nan), ValueError,
+                 rf"^{name}\.icdf: value must be a probability in \[0, 1\].*\[nan\]"),
+            case(f"{name}.cdf('a')", lambda m=make: m().cdf("a"), TypeError, rf"cdf value: {EXPECTED_REAL}"),
+        ]
+    return rows
+
+
+TRANSFORM_CASES = _quantile_cases() + [
+    case("Normal.cdf(shape (4,))", lambda: D.Normal(np.zeros(3), 1.0).cdf(np.zeros(4)), ValueError,
+         r"^Normal\.cdf: value of shape \(4,\) cannot be broadcast with the batch shape \(3,\)"),
+    case("AffineTransform(scale=0)", lambda: T.AffineTransform(0.0, [1.0, 0.0]), ValueError,
+         r"AffineTransform: scale must be nonzero and finite .*no inverse.*got 1 bad value: \[0\.\]"),
+    case("AffineTransform(loc=nan)", lambda: T.AffineTransform(np.nan, 1.0), ValueError,
+         r"AffineTransform: loc must be finite; got 1 bad value: \[nan\]"),
+    case("AffineTransform(scale=None)", lambda: T.AffineTransform(0.0, None), TypeError,
+         r"AffineTransform: parameter scale is missing"),
+    case("AffineTransform(event_dim=-1)", lambda: T.AffineTransform(0.0, 1.0, event_dim=-1), ValueError,
+         r"AffineTransform: event_dim must be a non-negative integer, got -1"),
+    case("ComposeTransform(ExpTransform())", lambda: T.ComposeTransform(T.ExpTransform()), TypeError,
+         r"ComposeTransform: parts must be a list of transforms.*got ExpTransform"),
+    case("ComposeTransform([exp])", lambda: T.ComposeTransform([np.exp]), TypeError,
+         r"ComposeTransform: parts\[0\] must be a transform .*got ufunc"),
+    case("Independent(3.0, 1)", lambda: D.Independent(3.0, 1), TypeError,
+         r"Independent: base_distribution must be a distribution.*got float"),
+    case("Independent(ndims 2 > 1)", lambda: D.Independent(D.Normal(np.zeros(3), 1.0), 2), ValueError,
+         r"Independent: reinterpreted_batch_ndims=2 exceeds the 1 batch dimensions .*\(3,\)"),
+    case("Independent(ndims True)", lambda: D.Independent(D.Normal(np.zeros(3), 1.0), True), ValueError,
+         r"Independent: reinterpreted_batch_ndims must be a non-negative integer, got True"),
+    case("TransformedDistribution(3.0, exp)", lambda: D.TransformedDistribution(3.0, T.ExpTransform()), TypeError,
+         r"TransformedDistribution: base_distribution must be a distribution.*got float"),
+    case("TransformedDistribution(normal, np.exp)",
+         lambda: D.TransformedDistribution(D.Normal(0.0, 1.0), np.exp), TypeError,
+         r"TransformedDistribution: transforms must be a transform or a list of transforms"),
+    case("TransformedDistribution(loc broadcasts the batch)",
+         lambda: D.TransformedDistribution(D.Normal(0.0, 1.0), T.AffineTransform(np.zeros(3), 1.0)), ValueError,
+         r"TransformedDistribution: the transforms' parameters would broadcast .* \(\) to \(3,\).*noise of "
+         r"its own"),
+    case("TransformedDistribution(event_dim 1 on a 0-d base)",
+         lambda: D.TransformedDistribution(D.Normal(0.0, 1.0), T.AffineTransform(0.0, 1.0, event_dim=1)),
+         ValueError, r"TransformedDistribution: the transforms act on events of 1 dimensions"),
+    case("TransformedDistribution.entropy()",
+         lambda: D.TransformedDistribution(D.Normal(0.0, 1.0), T.SigmoidTransform()).entropy(),
+         NotImplementedError, r"TransformedDistribution: the transformed entropy has no closed form.*"
+                              r"rsample_with_log_prob"),
+    case("TransformedDistribution(event (2,)).cdf",
+         lambda: D.TransformedDistribution(D.Normal(np.zeros(2), 1.0), T.AffineTransform(0.0, 1.0, event_dim=1))
+         .cdf(np.zeros(2)), NotImplementedError, r"TransformedDistribution\.cdf: .*scalar draws only"),
+    case("kl_divergence(Independent 1, Independent 0)",
+         lambda: D.kl_divergence(D.Independent(D.Normal(np.zeros(2), 1.0), 1),
+                                 D.Independent(D.Normal(np.zeros(2), 1.0), 0)), NotImplementedError,
+         r"kl_divergence\(Independent, Independent\): p reinterprets 1 batch dimensions and q 0"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", TRANSFORM_CASES)
+def test_transforms_and_quantiles(call, error, match):
     expect_error(call, error, match)
 
 

@@ -1,6 +1,7 @@
 """Every primitive next to its derivative, written out by hand: the comments in ops.py as assertions.
 
-Each row of ``TABLE`` names one primitive of ``ops.py`` (or ``fused.py``) and gives its
+Each row of ``TABLE`` names one primitive of ``ops.py`` (or ``fused.py``, or one function of
+``linalg.py``, whose composed matrix helpers get rows too) and gives its
 vector-Jacobian product as a textbook writes it: for ``mul``, ``(g * b, g * a)``; for ``tanh``,
 ``g * (1 - tanh(a)**2)``; for ``sigmoid``, ``g * s * (1 - s)``. The test draws inputs and an
 upstream gradient ``g`` with hypothesis, runs the engine's ``backward(g)`` and compares every
@@ -14,17 +15,20 @@ those terms, which is at most ``sum |g|``, rather than to the (possibly tiny) di
 
 Shapes are kept simple (the two inputs of an elementwise primitive have the same shape): undoing
 broadcasting is tested in test_engine.py and test_ops_gradcheck.py; this file is about the
-derivatives themselves. A new public function in ops.py or fused.py without a row here fails
+derivatives themselves. A new public function in ops.py, fused.py or linalg.py (or in special/erf.py,
+apart from its ``*_array`` versions on plain arrays) without a row fails
 ``test_the_table_covers_every_primitive``.
 """
 import inspect
+import sys
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from tinygrad_reparam import fused, ops
+from tinygrad_reparam import fused, linalg, ops
+from tinygrad_reparam.special.erf import erf, erfc, ndtri, ndtri_array
 from tinygrad_reparam.tensor import Tensor
 from tinygrad_reparam.testing import float_arrays, positive_scales, shapes
 
@@ -177,6 +181,65 @@ def linear_inputs(draw):
             draw(float_arrays((n_out,)))), {}
 
 
+# --- linalg.py: stacks of matrices (..., n, n), the VJPs written with explicit inverses ---------
+def swap(m):
+    return np.swapaxes(m, -1, -2)
+
+
+@st.composite
+def spd_inputs(draw):
+    """A stack of symmetric positive definite matrices M M^T + n I (0 to 2 batch axes)."""
+    batch, n = draw(shapes(max_dims=2, max_side=3)), draw(st.integers(1, 4))
+    m = draw(float_arrays(batch + (n, n), low=-1.0, high=1.0))
+    return (m @ swap(m) + n * np.eye(n),), {}
+
+
+def cholesky_vjp(g, a):
+    # A = L L^T gives dL = L Phi(L^-1 dA L^-T), Phi = lower triangle with the diagonal halved,
+    # so Abar = sym(L^-T Phi(L^T g) L^-1) (Murray 2016)
+    factor = np.linalg.cholesky(a)
+    inverse = np.linalg.inv(factor)
+    phi = np.tril(swap(factor) @ g) * (1 - 0.5 * np.eye(a.shape[-1]))
+    s = swap(inverse) @ phi @ inverse
+    return ((s + swap(s)) / 2,)
+
+
+@st.composite
+def triangular_inputs(draw):
+    """A triangular system: a with diagonal entries of size 1 to 3 (either sign), b (..., n, k)."""
+    batch, n, k = draw(shapes(max_dims=2, max_side=3)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    a = draw(float_arrays(batch + (n, n), low=-1.0, high=1.0))
+    signs = np.where(draw(booleans(batch + (n,))), 1.0, -1.0)
+    a[..., np.arange(n), np.arange(n)] = signs * draw(float_arrays(batch + (n,), low=1.0, high=3.0))
+    return (a, draw(float_arrays(batch + (n, k)))), {"lower": draw(st.booleans())}
+
+
+def solve_triangular_vjp(g, a, b, lower):
+    # X = T^-1 B, T = a's triangle: Bbar = T^-T g, Abar = -Bbar X^T on T's triangle
+    t = np.tril(a) if lower else np.triu(a)
+    b_bar = np.linalg.solve(swap(t), g)
+    a_bar = -b_bar @ swap(np.linalg.solve(t, b))
+    return (np.tril(a_bar) if lower else np.triu(a_bar), b_bar)
+
+
+def matrices_with_offset(draw_square=False):
+    """A stack of matrices (and, for tril/triu, which diagonal)."""
+    def inputs(shape):
+        options = {} if draw_square else {"diagonal": st.integers(-2, 2)}
+        return arrays(float_arrays(shape), **options)
+    if draw_square:
+        return shapes(max_dims=2, max_side=3).flatmap(
+            lambda batch: st.integers(1, 4).flatmap(lambda n: inputs(batch + (n, n))))
+    return shapes(min_dims=2).flatmap(inputs)
+
+
+def diagonal_vjp(g, a):
+    # a[..., i, i] picks the diagonal: its gradient goes back onto the diagonal, zeros elsewhere
+    grad = np.zeros_like(a)
+    grad[..., np.arange(a.shape[-1]), np.arange(a.shape[-1])] = g
+    return (grad,)
+
+
 TABLE = [
     # elementwise arithmetic
     Row(ops.add, lambda g, a, b: (g, g), same_shape(values(), values())),
@@ -222,6 +285,23 @@ TABLE = [
     Row(fused.tanh, lambda g, a: (g * (1 - np.tanh(a) ** 2),), same_shape(values(-5.0, 5.0))),
     Row(fused.binary_cross_entropy_with_logits, lambda g, l, t: (g * (sigmoid(l) - t), -g * l),
         same_shape(values(), values(0.0, 1.0)), cancels=True),
+    # linalg.py: the Cholesky factor and the triangular solve, and what is composed around them
+    Row(linalg.cholesky, cholesky_vjp, spd_inputs()),
+    Row(linalg.solve_triangular, solve_triangular_vjp, triangular_inputs()),
+    Row(linalg.tril, lambda g, a, diagonal: (g * np.tri(*a.shape[-2:], diagonal),),  # kept entries
+        matrices_with_offset()),
+    Row(linalg.triu, lambda g, a, diagonal: (g * (1 - np.tri(*a.shape[-2:], diagonal - 1)),),
+        matrices_with_offset()),
+    Row(linalg.diagonal, diagonal_vjp, matrices_with_offset(draw_square=True)),
+    Row(linalg.diag_embed, lambda g, v: (np.diagonal(g, axis1=-2, axis2=-1),),  # v_i sits at [i, i]
+        shapes(min_dims=1).flatmap(lambda shape: arrays(float_arrays(shape)))),
+    Row(linalg.matrix_transpose, lambda g, a: (swap(g),),
+        shapes(min_dims=2).flatmap(lambda shape: arrays(float_arrays(shape)))),
+    # special/erf.py: d erf/da = 2/sqrt(pi) e^(-a^2), d erfc/da = minus that, d Phi^-1(p)/dp = 1/phi
+    Row(erf, lambda g, a: (g * 2 / np.sqrt(np.pi) * np.exp(-a**2),), same_shape(values(-5.0, 5.0))),
+    Row(erfc, lambda g, a: (-g * 2 / np.sqrt(np.pi) * np.exp(-a**2),), same_shape(values(-5.0, 5.0))),
+    Row(ndtri, lambda g, p: (g * np.sqrt(2 * np.pi) * np.exp(ndtri_array(p) ** 2 / 2),),
+        same_shape(values(1e-3, 1.0 - 1e-3))),
 ]
 
 
@@ -254,10 +334,15 @@ def test_the_engine_backward_is_the_derivative_written_by_hand(row, data):
 
 
 def test_the_table_covers_every_primitive():
-    """Every public function of ops.py (apart from NOT_PRIMITIVES) and of fused.py has a row."""
+    """Every public function of ops.py (apart from NOT_PRIMITIVES), of fused.py and of linalg.py
+    has a row."""
     in_table = {(row.op.__module__, row.op.__name__) for row in TABLE}
     primitives = {(ops.__name__, name) for name in public_functions(ops) - NOT_PRIMITIVES}
     primitives |= {(fused.__name__, name) for name in public_functions(fused)}
+    primitives |= {(linalg.__name__, name) for name in public_functions(linalg)}
+    erf_module = sys.modules["tinygrad_reparam.special.erf"]  # (special.erf is the function)
+    primitives |= {(erf_module.__name__, name) for name in public_functions(erf_module)
+                   if not name.endswith("_array")}  # erf_array etc.: the same on plain arrays
     assert primitives - in_table == set(), "primitives without a row in TABLE"
     assert in_table - primitives == set(), "rows for functions that are not primitives"
     assert NOT_PRIMITIVES <= public_functions(ops), "NOT_PRIMITIVES names a function ops.py lacks"

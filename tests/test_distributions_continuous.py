@@ -110,7 +110,7 @@ def ks_statistic(samples, cdf) -> float:
     """sup_x |F_n(x) - F(x)|, evaluated at the jumps of the empirical CDF F_n."""
     x = np.sort(np.asarray(samples).reshape(-1))
     n = x.size
-    f = cdf(x)
+    f = np.asarray(cdf(x))  # (a Tensor's values, when cdf returns one)
     i = np.arange(1, n + 1)
     return float(max(np.max(i / n - f), np.max(f - (i - 1) / n)))
 
@@ -571,3 +571,117 @@ def test_laplace_cdf_is_one_half_at_the_median():
 
 def test_tanh_normal_cdf_outside_the_open_interval():
     np.testing.assert_array_equal(TanhNormal(0.0, 1.0).cdf([-1.5, -1.0, 1.0, 1.5]), [0.0, 0.0, 1.0, 1.0])
+
+
+# --- cdf and icdf, for every continuous family ------------------------------------------------------
+# Each returns a Tensor built from engine ops: differentiable in the parameters and in the value.
+from tinygrad_reparam.distributions.relaxed_bernoulli import RelaxedBernoulli  # noqa: E402
+
+CDF_FAMILIES = {  # an instance of each, and the ends of its support (icdf(0), icdf(1))
+    "Normal": (lambda a=0.5, b=2.0: Normal(a, b), (-np.inf, np.inf)),
+    "Laplace": (lambda a=-1.0, b=1.5: Laplace(a, b), (-np.inf, np.inf)),
+    "Logistic": (lambda a=2.0, b=0.7: Logistic(a, b), (-np.inf, np.inf)),
+    "Gumbel": (lambda a=0.3, b=1.2: Gumbel(a, b), (-np.inf, np.inf)),
+    "LogNormal": (lambda a=0.2, b=0.6: LogNormal(a, b), (0.0, np.inf)),
+    "Uniform": (lambda a=-1.0, b=2.5: Uniform(a, b), (-1.0, 2.5)),
+    "TanhNormal": (lambda a=0.4, b=0.8: TanhNormal(a, b), (-1.0, 1.0)),
+    "RelaxedBernoulli": (lambda a=0.6, b=-0.8: RelaxedBernoulli(a, logits=b), (0.0, 1.0)),
+}
+PROBABILITIES = np.linspace(0.02, 0.98, 25)
+
+
+@pytest.mark.parametrize("name", list(CDF_FAMILIES))
+def test_cdf_derivative_is_the_density_and_icdf_inverts_cdf(name):
+    d = CDF_FAMILIES[name][0]()
+    x = d.icdf(PROBABILITIES).data
+    np.testing.assert_allclose(d.cdf(x).data, PROBABILITIES, rtol=1e-12)
+    h = 1e-6 * (1 + np.abs(x))
+    if name == "RelaxedBernoulli":
+        h = 1e-6 * np.minimum(x, 1 - x)  # stay inside (0, 1)
+    slope = (d.cdf(x + h).data - d.cdf(x - h).data) / (2 * h)
+    np.testing.assert_allclose(slope, np.exp(d.log_prob(x).data), rtol=1e-6)
+    inside = np.linspace(*np.clip(CDF_FAMILIES[name][1], -6.0, 6.0), 41)[1:-1]
+    np.testing.assert_allclose(d.icdf(d.cdf(inside)).data, inside, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(CDF_FAMILIES))
+def test_cdf_is_monotone_from_zero_to_one_and_icdf_reaches_the_ends_of_the_support(name):
+    make, (low, high) = CDF_FAMILIES[name]
+    d = make()
+    grid = np.concatenate([[-np.inf, -1e300, low - 1.0, low], np.linspace(-30.0, 30.0, 6001),
+                           [high, high + 1.0, 1e300, np.inf]])
+    grid = np.sort(grid[np.isfinite(grid) | np.isinf(grid)])
+    with no_warnings():
+        cdf = d.cdf(grid).data
+        ends = d.icdf([0.0, 1.0]).data
+    assert np.all(np.diff(cdf) >= 0) and cdf[0] == 0.0 and cdf[-1] == 1.0
+    assert np.all((cdf >= 0) & (cdf <= 1))
+    np.testing.assert_array_equal(ends, [low, high])
+
+
+@pytest.mark.parametrize("name", list(CDF_FAMILIES))
+def test_cdf_and_icdf_are_differentiable_in_the_parameters_and_the_value(name):
+    make, _ = CDF_FAMILIES[name]
+    first, second = (Tensor([0.3, 0.7], requires_grad=True), Tensor([1.2, 0.5], requires_grad=True))
+    if name == "Uniform":
+        first, second = Tensor([-1.0, 0.2], requires_grad=True), Tensor([1.5, 0.9], requires_grad=True)
+    if name == "RelaxedBernoulli":
+        second = Tensor([-0.4, 1.1], requires_grad=True)
+    p = Tensor([[0.1, 0.35], [0.6, 0.95]], requires_grad=True)
+    x = make(first.data, second.data).icdf(p.data)
+    x = Tensor(x.data, requires_grad=True)
+    assert gradcheck(lambda a, b, v: make(a, b).cdf(v), [first, second, x])
+    assert gradcheck(lambda a, b, q: make(a, b).icdf(q), [first, second, p])
+
+
+def test_cdf_gradients_stay_finite_far_in_the_tails():
+    for d, value in [(Gumbel, [-1000.0, 1000.0]), (Normal, [-40.0, 40.0]), (LogNormal, [-1.0, 0.0]),
+                     (Logistic, [-800.0, 800.0]), (Laplace, [-800.0, 800.0])]:
+        loc, scale = Tensor(0.3, requires_grad=True), Tensor(1.1, requires_grad=True)
+        with no_warnings():
+            d(loc, scale).cdf(value).sum().backward()
+        assert np.isfinite(loc.grad) and np.isfinite(scale.grad), d.__name__
+
+
+def test_normal_cdf_keeps_the_lower_tail_and_matches_math_erf():
+    x = np.array([-30.0, -10.0, -3.0, 0.0, 0.5, 4.0])
+    expected = np.array([0.5 * math.erfc(-v / math.sqrt(2)) for v in x])
+    np.testing.assert_allclose(Normal(0.0, 1.0).cdf(x).data, expected, rtol=2e-15)
+    assert Normal(0.0, 1.0).cdf(-30.0).item() > 4.9e-198  # 1 + erf(-30/sqrt 2) would round to 0
+    z_975 = 1.959963984540054  # the two-sided 95% point of N(0, 1)
+    quantiles = Normal(0.0, 1.0).icdf([0.025, 0.5, 0.975]).data
+    np.testing.assert_allclose(quantiles, [-z_975, 0.0, z_975], rtol=1e-15)
+
+
+def test_laplace_slopes_at_the_median_are_the_density_and_its_inverse():
+    """|eps| is written eps * sign(eps) with sign(0) = +1: abs'(0) = 0 would make both slopes 0."""
+    value = Tensor(1.5, requires_grad=True)
+    Laplace(1.5, 2.0).cdf(value).backward()
+    assert value.grad == 0.25                  # density 1 / (2 scale) at the median
+    p = Tensor(0.5, requires_grad=True)
+    q = Laplace(1.5, 2.0).icdf(p)
+    q.backward()
+    assert q.item() == 1.5 and p.grad == 4.0   # 2 scale
+
+
+def test_relaxed_bernoulli_cdf_at_one_half_is_one_minus_p_and_its_samples_follow_it():
+    """y > 1/2 exactly when the Bernoulli draw on the same noise is 1, at every temperature."""
+    for temperature in (0.1, 0.5, 2.0):
+        d = RelaxedBernoulli(temperature, probs=np.array([0.2, 0.7]))
+        np.testing.assert_allclose(d.cdf(0.5).data, [0.8, 0.3], rtol=1e-14)
+    d = RelaxedBernoulli(0.6, logits=-0.8)
+    y = d.rsample((N_LAW,), rng=np.random.default_rng(12)).data
+    assert ks_statistic(y, d.cdf) < KS_BOUND
+    y_wrong = RelaxedBernoulli(0.66, logits=-0.8).rsample((N_LAW,), rng=np.random.default_rng(12)).data
+    assert ks_statistic(y_wrong, d.cdf) > KS_BOUND
+
+
+@pytest.mark.parametrize("name", list(CDF_FAMILIES))
+def test_cdf_and_icdf_keep_float32(name):
+    make, (low, high) = CDF_FAMILIES[name]
+    a, b = inspect.signature(make).parameters.values()
+    d = make(np.float32(a.default), np.float32(b.default))
+    values = np.array([low - 1.0, 0.25, 0.5, high + 1.0, -300.0], dtype=np.float32)  # in and out of support
+    with no_warnings():  # (no overflow in float32's narrower range either)
+        assert d.cdf(values).dtype == d.icdf(np.array([0.0, 0.3, 1.0], np.float32)).dtype == np.float32
+        assert d.log_prob(values[1:3]).dtype == np.float32

@@ -233,3 +233,33 @@ def test_moments_without_closed_form_say_how_to_estimate_them(what, recipe):
                                                   rf"estimate it by Monte Carlo") as error:
         d.entropy() if what == "entropy" else getattr(d, what)
     assert recipe in str(error.value)
+
+
+# --- a transformed Normal: the quantile, and where the pieces come from --------------------------------
+def test_icdf_is_tanh_of_the_normal_quantile_and_inverts_cdf():
+    from statistics import NormalDist  # an independent Normal quantile (the standard library's)
+    d = TanhNormal(LOC, SCALE)
+    p = np.linspace(0.01, 0.99, 25)
+    expected = np.tanh([NormalDist(LOC, SCALE).inv_cdf(q) for q in p])
+    np.testing.assert_allclose(d.icdf(p).data, expected, rtol=1e-14)
+    np.testing.assert_allclose(d.cdf(d.icdf(p)).data, p, rtol=1e-13)
+    np.testing.assert_array_equal(d.icdf([0.0, 1.0]).data, [-1.0, 1.0])
+
+
+def test_cdf_is_differentiable_and_its_slope_is_the_density():
+    loc, scale = parameters()
+    a = Tensor([[0.1, -0.4, 0.95], [0.7, -0.93, -0.6]], requires_grad=True)
+    assert gradcheck(lambda m, s, x: TanhNormal(m, s).cdf(x), [loc, scale, a])
+    value = Tensor(0.3, requires_grad=True)
+    TanhNormal(LOC, SCALE).cdf(value).backward()
+    assert value.grad == pytest.approx(math.exp(hand_log_density(0.3, LOC, SCALE)), rel=1e-12)
+
+
+def test_it_is_the_transformed_distribution_of_its_normal_through_tanh():
+    from tinygrad_reparam.distributions import Normal, TransformedDistribution
+    from tinygrad_reparam.distributions.transforms import TanhTransform
+    loc, scale = parameters()
+    d = TanhNormal(loc, scale)
+    assert isinstance(d, TransformedDistribution) and isinstance(d.base_dist, Normal)
+    assert d.base_dist.loc is loc and d.base_dist.scale is scale and d.parameters() == (loc, scale)
+    assert len(d.transforms) == 1 and isinstance(d.transforms[0], TanhTransform)

@@ -52,6 +52,13 @@ def is_integer(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def integer(value, what: str) -> int:
+    """An integer of any sign (Python or NumPy, not a bool), as an int; else a TypeError."""
+    if not is_integer(value):
+        raise TypeError(f"{what} must be an int, got {value!r}")
+    return int(value)
+
+
 def count(value, what: str, minimum: int = 1) -> int:
     """An integer >= ``minimum`` (1: "positive", 0: "non-negative"), else a ValueError."""
     if not is_integer(value) or value < minimum:
@@ -123,6 +130,14 @@ def every_value(what: str, values, ok, constraint: str) -> None:
     shown = np.array2string(bad[:5], precision=6, separator=", ")
     raise ValueError(f"{what} must be {constraint}; got {bad.size} bad value{'s' if bad.size != 1 else ''}: "
                      f"{shown}{' ...' if bad.size > 5 else ''}")
+
+
+def probabilities(values, what: str) -> None:
+    """Raise a ValueError unless every value is a probability in [0, 1] (the argument of a
+    quantile function, ``icdf``; NaN fails)."""
+    values = np.asarray(values)
+    every_value(what, values, (values >= 0) & (values <= 1),
+                "a probability in [0, 1] (icdf maps probabilities to values; cdf goes the other way)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +295,121 @@ def stack_shapes(shapes: list, axis) -> None:
     if not -ndim <= axis < ndim:
         raise ValueError(f"stack: axis {axis} is out of range for the stacked result with {ndim} "
                          f"dimensions")
+
+
+# ---------------------------------------------------------------------------------------------
+# Matrices (linalg.py and the multivariate Normals): stacks of square matrices, shape (..., n, n)
+SYMMETRY_TOLERANCE = 1e-5  # |a_ij - a_ji| allowed, relative to the largest |entry| of the matrix
+
+
+def square_matrices(shape: tuple, what: str) -> int:
+    """The side n of a stack of square matrices, shape (..., n, n) with n >= 1; else a ValueError."""
+    if len(shape) < 2 or shape[-1] != shape[-2] or shape[-1] == 0:
+        raise ValueError(f"{what} must be a square matrix, or a stack of them, of shape (..., n, n) "
+                         f"with n >= 1, got shape {shape}")
+    return shape[-1]
+
+
+def matrix_axes(shape: tuple, what: str) -> None:
+    """At least two axes: the last two are a matrix's rows and columns."""
+    if len(shape) < 2:
+        raise ValueError(f"{what} needs a matrix (at least 2 dimensions, (..., rows, columns)), "
+                         f"got shape {shape}")
+
+
+def vector_axis(shape: tuple, what: str) -> None:
+    """At least one axis: the last one holds a vector's entries."""
+    if len(shape) < 1:
+        raise ValueError(f"{what} needs a vector (at least 1 dimension, (..., n)), got a 0-d "
+                         f"value; for a batch of one number write it as shape (..., 1)")
+
+
+def triangular_system(shape_a: tuple, shape_b: tuple) -> None:
+    """``solve_triangular(a, b)``: a (..., n, n), b (..., n, k), their batch axes broadcastable."""
+    n = square_matrices(shape_a, "solve_triangular: a")
+    if len(shape_b) < 2 or shape_b[-2] != n:
+        raise ValueError(f"solve_triangular: b must have shape (..., {n}, k) for a of shape {shape_a} "
+                         f"(one row per row of a; a vector v goes in as a column, v[..., None]), "
+                         f"got shape {shape_b}")
+    if not broadcastable(shape_a[:-2], shape_b[:-2]):
+        raise ValueError(f"solve_triangular: the batch dimensions of a {shape_a} and b {shape_b} "
+                         f"cannot be broadcast together")
+
+
+def _batch_index(index: tuple) -> str:
+    return "the matrix" if not index else f"the matrix at batch index {index}"
+
+
+def symmetric_matrices(matrices: np.ndarray) -> np.ndarray:
+    """One bool per matrix: finite, and equal to its transpose up to SYMMETRY_TOLERANCE (rounding
+    in a product such as M @ M.T may leave the two triangles a few ulps apart)."""
+    finite = np.isfinite(matrices).all(axis=(-2, -1))
+    with np.errstate(invalid="ignore"):
+        largest = np.abs(matrices).max(axis=(-2, -1), keepdims=True)
+        gap = np.abs(matrices - np.swapaxes(matrices, -1, -2))
+        return finite & (gap <= SYMMETRY_TOLERANCE * largest).all(axis=(-2, -1))
+
+
+def positive_definite_matrices(matrices: np.ndarray) -> np.ndarray:
+    """One bool per matrix: symmetric (see ``symmetric_matrices``) and positive definite, i.e.
+    the Cholesky factorization of its symmetric part exists."""
+    ok = np.array(symmetric_matrices(matrices))  # (an array even for one matrix: written below)
+    symmetric_part = (matrices + np.swapaxes(matrices, -1, -2)) / 2
+    identity = np.eye(matrices.shape[-1], dtype=matrices.dtype)
+    try:  # all at once; only if some matrix fails, one at a time to find which
+        np.linalg.cholesky(np.where(ok[..., None, None], symmetric_part, identity))
+        return ok
+    except np.linalg.LinAlgError:
+        for index in np.ndindex(ok.shape):
+            try:
+                if ok[index]:
+                    np.linalg.cholesky(symmetric_part[index])
+            except np.linalg.LinAlgError:
+                ok[index] = False
+        return ok
+
+
+def symmetric(matrices: np.ndarray, what: str) -> None:
+    """Raise a ValueError naming ``what`` and the first bad matrix unless every matrix is finite
+    and symmetric (see ``symmetric_matrices``): the NaN or inf, or the two entries that differ."""
+    ok = symmetric_matrices(matrices)
+    if ok.all():
+        return
+    index = tuple(int(i) for i in np.argwhere(~np.asarray(ok))[0])
+    matrix = matrices[index]
+    where, rule = _batch_index(index), f"{what} must be symmetric positive definite"
+    if not np.isfinite(matrix).all():
+        raise ValueError(f"{rule}, but {where} holds NaN or inf: {matrix.tolist()}")
+    i, j = np.unravel_index(np.argmax(np.abs(matrix - matrix.T)), matrix.shape)
+    raise ValueError(f"{rule}, but {where} is not symmetric: entry [{i}, {j}] is "
+                     f"{float(matrix[i, j])!r} and entry [{j}, {i}] is {float(matrix[j, i])!r}. Build it "
+                     f"symmetric, e.g. M @ M.T + c * I with c > 0, or pass (a + a^T) / 2")
+
+
+def not_positive_definite(matrices: np.ndarray, what: str) -> ValueError:
+    """The error for symmetric matrices whose Cholesky factorization broke down (NumPy's bare
+    LinAlgError says neither which matrix nor why): the first such matrix and its smallest
+    eigenvalue."""
+    ok = positive_definite_matrices(matrices)
+    index = tuple(int(i) for i in np.argwhere(~ok)[0]) if not ok.all() else ()
+    smallest = float(np.linalg.eigvalsh(matrices[index].astype(np.float64)).min())
+    return ValueError(f"{what} must be symmetric positive definite, but {_batch_index(index)} is not "
+                      f"positive definite: its smallest eigenvalue is {smallest:.6g}, and a Cholesky "
+                      f"factor exists only when every eigenvalue is > 0. A matrix built as "
+                      f"M @ M.T + c * I with c > 0 always is")
+
+
+def nonzero_diagonal(matrices: np.ndarray, what: str) -> None:
+    """A triangular matrix is invertible exactly when no diagonal entry is 0 (its determinant is
+    their product); raise a ValueError naming the first zero (or NaN) otherwise."""
+    diagonal = np.diagonal(matrices, axis1=-2, axis2=-1)
+    bad = (diagonal == 0) | np.isnan(diagonal)
+    if bad.any():
+        position = tuple(int(i) for i in np.argwhere(bad)[0])
+        value, i = float(diagonal[position]), position[-1]
+        raise ValueError(f"{what} is singular: {_batch_index(position[:-1])} has {value!r} on its "
+                         f"diagonal at [{i}, {i}]; a triangular system has one solution exactly when "
+                         f"every diagonal entry is nonzero")
 
 
 # ---------------------------------------------------------------------------------------------

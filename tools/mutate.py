@@ -86,7 +86,7 @@ def default_targets(root: str) -> dict[str, list[str]]:
     distribution_tests = [
         "tests/test_distributions_continuous.py", "tests/test_distributions_discrete.py",
         "tests/test_tanh_normal.py", "tests/test_cut.py", "tests/test_stability.py",
-        "tests/test_identities.py", "tests/test_bad_input.py",
+        "tests/test_identities.py", "tests/test_bad_input.py", "tests/test_transforms.py",
     ]
     targets = {
         "tinygrad_reparam/ops.py": ops_tests,
@@ -102,6 +102,16 @@ def default_targets(root: str) -> dict[str, list[str]]:
     targets["tinygrad_reparam/vae.py"] = ["tests/test_vae.py", "tests/test_stability.py",
                                           "tests/test_vae_gradients.py"]
     targets["tinygrad_reparam/optim.py"] = ["tests/test_optim.py", "tests/test_bad_input.py"]
+    # the error function and the Normal quantile, and the CDFs built on them
+    targets["tinygrad_reparam/special/erf.py"] = ["tests/test_special_erf.py", "tests/test_derivatives.py",
+                                                  "tests/test_distributions_continuous.py",
+                                                  "tests/test_transforms.py"]
+    # full covariance: the Cholesky factor and triangular solves, and the two Gaussians built on them
+    targets["tinygrad_reparam/linalg.py"] = ["tests/test_linalg.py", "tests/test_derivatives.py",
+                                             "tests/test_multivariate_normal.py"]
+    for name in ("multivariate_normal.py", "lowrank_multivariate_normal.py"):
+        targets[f"tinygrad_reparam/distributions/{name}"] = (
+            ["tests/test_multivariate_normal.py"] + distribution_tests)
     return {
         target: [t for t in tests if os.path.exists(os.path.join(root, t))]
         for target, tests in targets.items() if os.path.exists(os.path.join(root, target))

@@ -21,9 +21,20 @@ from tinygrad_reparam.distributions.categorical import Categorical
 from tinygrad_reparam.distributions.relaxed_bernoulli import RelaxedBernoulli
 from tinygrad_reparam.distributions.relaxed_categorical import RelaxedOneHotCategorical
 from tinygrad_reparam.distributions.tanh_normal import TanhNormal
+from tinygrad_reparam.distributions.gamma import Gamma
+from tinygrad_reparam.distributions.exponential import Exponential
+from tinygrad_reparam.distributions.chi2 import Chi2
+from tinygrad_reparam.distributions import transforms
+from tinygrad_reparam.distributions.independent import Independent
+from tinygrad_reparam.distributions.transformed_distribution import TransformedDistribution
+from tinygrad_reparam.distributions.multivariate_normal import MultivariateNormal
+from tinygrad_reparam.distributions.lowrank_multivariate_normal import LowRankMultivariateNormal
 
 __all__ = [
     "Distribution", "LocationScale", "constraints", "kl_divergence", "register_kl",
     "Normal", "Laplace", "Logistic", "Gumbel", "LogNormal", "Uniform",
     "Bernoulli", "Categorical", "RelaxedBernoulli", "RelaxedOneHotCategorical", "TanhNormal",
+    "Gamma", "Exponential", "Chi2",
+    "transforms", "Independent", "TransformedDistribution",
+    "MultivariateNormal", "LowRankMultivariateNormal",
 ]

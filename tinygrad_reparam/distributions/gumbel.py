@@ -4,7 +4,7 @@ Standard noise by inverting the CDF exp(-exp(-eps)) at an open uniform u in (0, 
 
     eps = -log(-log u),        z = mu + beta eps,   dz/dmu = 1,  dz/dbeta = eps.
 
-    log f0(eps) = -(eps + e^-eps),      F(z) = exp(-e^-eps),
+    log f0(eps) = -(eps + e^-eps),      F(z) = exp(-e^-eps),     F^-1(p) = mu - beta log(-log p),
     E[eps] = gamma (Euler's constant, 0.5772...),  Var[eps] = pi^2 / 6,  H[f0] = gamma + 1.
 
 So the mean is mu + beta gamma (not mu: the law is skewed to the right), and argmax_k(log p_k +
@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from tinygrad_reparam import checks
 from tinygrad_reparam.distributions.location_scale import LocationScale
 from tinygrad_reparam.random import uniform_open
 from tinygrad_reparam.tensor import Tensor
@@ -45,8 +46,17 @@ class Gumbel(LocationScale):
         with np.errstate(over="ignore"):  # e^-eps = inf far in the left tail: log-density -inf
             return -(eps + (-eps).exp())
 
-    def cdf(self, value) -> np.ndarray:
-        """P(Z <= value) = exp(-exp(-eps)) as a plain array (for tests and plots; no gradient)."""
-        eps = (np.asarray(value, dtype=float) - self.loc.data) / self.scale.data
-        with np.errstate(over="ignore"):  # exp(-inf) = 0 far in the left tail, as it should
-            return np.exp(-np.exp(-eps))
+    def cdf(self, value) -> Tensor:
+        """P(Z <= value) = exp(-exp(-eps)). Below eps = -7 it is below e^-1096, 0 in float64, so
+        eps is clipped at -20: the value is the same, and e^-eps never overflows, not even in
+        float32 (an infinite e^-eps would send 0 * inf = NaN back through the gradient)."""
+        eps = (self._value(value, "cdf") - self.loc) / self.scale
+        e_minus_eps = (-eps.clip(lo=-20.0)).exp()
+        return (-e_minus_eps).exp()
+
+    def icdf(self, value) -> Tensor:
+        """loc - scale log(-log p) for p in [0, 1] (-inf at 0, +inf at 1)."""
+        p = self._value(value, "icdf")
+        checks.probabilities(p.data, f"{type(self).__name__}.icdf: value")
+        with np.errstate(divide="ignore"):  # log 0 = -inf at the ends
+            return self.loc - self.scale * (-p.log()).log()

@@ -7,7 +7,8 @@ Standard noise from one open uniform u in (0, 1) by inverting the CDF around the
 (u never equals 1/2, 0 or 1, so eps is always finite). Then z = mu + b eps, dz/dmu = 1, dz/db = eps.
 
     log f0(eps) = -|eps| - log 2,        H[f0] = 1 + log 2,
-    E[eps] = 0,  Var[eps] = 2,           F(z) = 1/2 + sign(eps) (1 - e^-|eps|) / 2.
+    E[eps] = 0,  Var[eps] = 2,           F(z) = 1/2 + sign(eps) (1 - e^-|eps|) / 2,
+    F^-1(p) = mu - b sign(p - 1/2) log(1 - 2 |p - 1/2|).
 
 KL between two Laplaces, with d = |mu_p - mu_q|:
 
@@ -19,6 +20,7 @@ import math
 
 import numpy as np
 
+from tinygrad_reparam import checks
 from tinygrad_reparam.distributions.kl import register_kl
 from tinygrad_reparam.distributions.location_scale import LocationScale
 from tinygrad_reparam.random import uniform_open
@@ -44,11 +46,23 @@ class Laplace(LocationScale):
     def standard_log_density(self, eps: Tensor) -> Tensor:
         return -eps.abs() - math.log(2.0)
 
-    def cdf(self, value) -> np.ndarray:
-        """P(Z <= value) as a plain array (for tests and plots; no gradient)."""
-        eps = (np.asarray(value, dtype=float) - self.loc.data) / self.scale.data
-        # 1/2 - sign(eps) (e^-|eps| - 1) / 2: the exponent is never positive, so nothing overflows
-        return 0.5 - 0.5 * np.sign(eps) * np.expm1(-np.abs(eps))
+    def cdf(self, value) -> Tensor:
+        """P(Z <= value) = 1/2 - sign(eps) (e^-|eps| - 1) / 2: the exponent is never positive, so
+        nothing overflows. |eps| is written eps * sign with sign = +1 at eps = 0, so that the
+        derivative at the median is the density there, 1/2 (abs'(0) = 0 would give 0)."""
+        eps = (self._value(value, "cdf") - self.loc) / self.scale
+        sign = np.where(eps.data >= 0, 1.0, -1.0).astype(eps.dtype)
+        return 0.5 - 0.5 * sign * (-(eps * sign)).expm1()
+
+    def icdf(self, value) -> Tensor:
+        """loc - scale sign(p - 1/2) log1p(-2 |p - 1/2|), for p in [0, 1] (-inf at 0, +inf at 1);
+        sign = +1 at p = 1/2, as in ``cdf``."""
+        p = self._value(value, "icdf")
+        checks.probabilities(p.data, f"{type(self).__name__}.icdf: value")
+        centred = p - 0.5
+        sign = np.where(centred.data >= 0, 1.0, -1.0).astype(centred.dtype)
+        with np.errstate(divide="ignore"):  # log1p(-1) = -inf at p = 0 and p = 1: the ends
+            return self.loc - self.scale * sign * (-2.0 * (centred * sign)).log1p()
 
 
 @register_kl(Laplace, Laplace)

@@ -7,7 +7,8 @@ Standard noise by inverting that CDF at an open uniform u in (0, 1), i.e. the lo
 Its density is sigmoid(eps) (1 - sigmoid(eps)), written stably with softplus(x) = log(1 + e^x):
 
     log f0(eps) = -eps - 2 softplus(-eps),
-    H[f0] = 2,   E[eps] = 0,   Var[eps] = pi^2 / 3,   F(z) = sigmoid(eps).
+    H[f0] = 2,   E[eps] = 0,   Var[eps] = pi^2 / 3,   F(z) = sigmoid(eps),
+    F^-1(p) = mu + s (log p - log(1 - p)).
 
 The difference of two independent Gumbel noises is logistic, which is why it appears in the
 two-class case of the Gumbel-max trick: Bernoulli draws z = [l + L > 0] and RelaxedBernoulli
@@ -19,6 +20,7 @@ import math
 
 import numpy as np
 
+from tinygrad_reparam import checks
 from tinygrad_reparam.distributions.location_scale import LocationScale
 from tinygrad_reparam.random import uniform_open
 from tinygrad_reparam.tensor import Tensor
@@ -43,7 +45,13 @@ class Logistic(LocationScale):
     def standard_log_density(self, eps: Tensor) -> Tensor:
         return -eps - 2.0 * (-eps).softplus()
 
-    def cdf(self, value) -> np.ndarray:
-        """P(Z <= value) = sigmoid(eps) as a plain array (for tests and plots; no gradient)."""
-        eps = (np.asarray(value, dtype=float) - self.loc.data) / self.scale.data
-        return np.exp(-np.logaddexp(0.0, -eps))  # sigmoid(eps) = exp(-softplus(-eps)), stable
+    def cdf(self, value) -> Tensor:
+        """P(Z <= value) = sigmoid(eps), eps = (value - loc) / scale (the stable sigmoid)."""
+        return ((self._value(value, "cdf") - self.loc) / self.scale).sigmoid()
+
+    def icdf(self, value) -> Tensor:
+        """loc + scale logit(p) for p in [0, 1] (-inf at 0, +inf at 1)."""
+        p = self._value(value, "icdf")
+        checks.probabilities(p.data, f"{type(self).__name__}.icdf: value")
+        with np.errstate(divide="ignore"):  # log 0 = -inf at the ends
+            return self.loc + self.scale * (p.log() - (-p).log1p())

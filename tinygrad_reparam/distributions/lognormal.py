@@ -13,15 +13,18 @@ Change of variables (x = log z, dx/dz = 1/z) gives the density:
     KL(p || q) = KL(Normal(mu_p, sigma_p) || Normal(mu_q, sigma_q))   (KL is invariant under
     the same invertible map, here exp, applied to both).
 
-``loc`` and ``scale`` are the mean and standard deviation of log z, not of z.
+    F(z) = Phi((log z - mu) / sigma),        F^-1(p) = exp(mu + sigma Phi^-1(p)).
+
+As in PyTorch, it is the TransformedDistribution of Normal(mu, sigma) through ExpTransform: the
+draws, ``log_prob`` (-inf for z <= 0), ``cdf`` and ``icdf`` come from there, and this file adds
+the closed forms above. ``loc`` and ``scale`` are the mean and standard deviation of log z, not
+of z.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from tinygrad_reparam.distributions.kl import kl_divergence, register_kl
 from tinygrad_reparam.distributions.transformed_normal import TransformedNormal
-from tinygrad_reparam.ops import where
+from tinygrad_reparam.distributions.transforms import ExpTransform
 from tinygrad_reparam.tensor import Tensor
 
 
@@ -29,21 +32,11 @@ class LogNormal(TransformedNormal):
     """exp of a Normal(loc, scale): ``loc`` (finite) and ``scale`` (> 0) are the parameters of log z.
 
     ``log_prob(value)`` is -inf (no NaN, no warning) for value <= 0, outside the support, and
-    its gradient with respect to the parameters is 0 there.
+    its gradient with respect to the parameters is 0 there; ``cdf`` is 0 there.
     """
 
-    def transform(self, x: Tensor) -> Tensor:
-        """z = exp(x): positive reals."""
-        return x.exp()
-
-    def log_prob(self, value) -> Tensor:
-        """log N(log value; loc, scale) - log value for value > 0, and -inf for value <= 0."""
-        value = self._value(value)
-        positive = value.data > 0
-        safe_value = where(positive, value, 1.0)  # log is only taken of positive numbers
-        log_value = safe_value.log()
-        inside = self.base_dist.log_prob(log_value) - log_value
-        return where(positive, inside, -np.inf)
+    def __init__(self, loc, scale, validate_args: bool = True):
+        super().__init__(loc, scale, ExpTransform(), validate_args)
 
     def entropy(self) -> Tensor:
         return self.base_dist.entropy() + self.loc  # H[log z] + E[log z]
@@ -56,14 +49,6 @@ class LogNormal(TransformedNormal):
     def variance(self) -> Tensor:
         s2 = self.scale ** 2
         return (s2.exp() - 1.0) * (2.0 * self.loc + s2).exp()
-
-    def cdf(self, value) -> np.ndarray:
-        """P(Z <= value) = Phi((log value - loc) / scale), 0 for value <= 0, as a plain array
-        (for tests and plots; no gradient)."""
-        value = np.asarray(value, dtype=float)
-        positive = value > 0
-        log_value = np.log(np.where(positive, value, 1.0))
-        return np.where(positive, self.base_dist.cdf(log_value), 0.0)
 
 
 @register_kl(LogNormal, LogNormal)

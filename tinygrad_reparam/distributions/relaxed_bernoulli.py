@@ -26,6 +26,12 @@ open interval: y = 0 or y = 1 exactly gives -inf (NaN gives NaN). At low tempera
 rounds most samples to exactly 0 or 1, so work in logit space there: ``rsample_logit`` returns x
 (always finite) and ``log_prob_logit(x)`` its log-density, finite for every finite x.
 
+CDF and quantile. x = logit(y) is Logistic(l / tau, 1 / tau), and y <= v exactly when
+x <= logit(v), so (the logistic CDF is the sigmoid, its quantile the logit)
+
+    F(v) = sigmoid(tau logit(v) - l)   for 0 < v < 1 (0 at and below 0, 1 at and above 1),
+    F^-1(p) = sigmoid((l + logit(p)) / tau).
+
 p = 0 or 1 (logits +-inf) would make the relaxation a point mass with no density, so probs must
 lie in the open interval (0, 1) and logits must be finite. There is no closed form for the mean,
 variance or entropy: those raise NotImplementedError; estimate them by Monte Carlo.
@@ -36,6 +42,7 @@ from typing import Optional
 
 import numpy as np
 
+from tinygrad_reparam import checks
 from tinygrad_reparam.distributions import constraints
 from tinygrad_reparam.distributions.base import no_closed_form
 from tinygrad_reparam.distributions.logistic import Logistic
@@ -88,6 +95,26 @@ class RelaxedBernoulli(BinaryProbsOrLogits):
         log_y, log_one_minus_y = y.log(), (-y).log1p()
         log_q = self.log_prob_logit(log_y - log_one_minus_y) - log_y - log_one_minus_y
         return outside_support(log_q, inside=inside, is_nan=np.isnan(v))
+
+    def cdf(self, value) -> Tensor:
+        """P(Y <= value) = sigmoid(temperature logit(value) - logits) inside (0, 1); 0 at and
+        below 0, 1 at and above 1."""
+        y = self._value(value, "cdf")
+        v = y.data
+        inside = (v > 0) & (v < 1)
+        if not inside.all():
+            y = where(inside, y, 0.5)  # logit only inside; the ends are answered below
+        probability = (self.temperature * (y.log() - (-y).log1p()) - self.logits).sigmoid()
+        if not inside.all():
+            probability = where(inside, probability, (v >= 1).astype(probability.dtype))
+        return probability
+
+    def icdf(self, value) -> Tensor:
+        """sigmoid((logits + logit(p)) / temperature) for p in [0, 1] (0 at 0, 1 at 1)."""
+        p = self._value(value, "icdf")
+        checks.probabilities(p.data, f"{type(self).__name__}.icdf: value")
+        with np.errstate(divide="ignore"):  # logit(0) = -inf and logit(1) = +inf at the ends
+            return ((self.logits + (p.log() - (-p).log1p())) / self.temperature).sigmoid()
 
     def entropy(self) -> Tensor:
         raise no_closed_form(self, "Binary Concrete", "entropy")

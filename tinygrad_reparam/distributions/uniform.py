@@ -6,7 +6,7 @@ The reparameterization is an affine map of u ~ U(0, 1):
 
     log q(z) = -log(high - low)  for low <= z < high,   -inf outside,
     H[q] = log(high - low),   E[z] = (low + high) / 2,   Var[z] = (high - low)^2 / 12,
-    F(z) = clip((z - low) / (high - low), 0, 1).
+    F(z) = clip((z - low) / (high - low), 0, 1),      F^-1(p) = low + (high - low) p.
 
 KL(p || q) = log((h_q - l_q) / (h_p - l_p)) when [l_p, h_p] lies inside [l_q, h_q], and +inf
 otherwise (p puts mass where q has none).
@@ -17,6 +17,7 @@ from typing import Optional
 
 import numpy as np
 
+from tinygrad_reparam import checks
 from tinygrad_reparam.distributions import constraints
 from tinygrad_reparam.distributions.base import Distribution
 from tinygrad_reparam.distributions.kl import register_kl
@@ -77,10 +78,15 @@ class Uniform(Distribution):
     def variance(self) -> Tensor:
         return (self.high - self.low) ** 2 / 12.0
 
-    def cdf(self, value) -> np.ndarray:
-        """P(Z <= value) as a plain array (for tests and plots; no gradient)."""
-        value = np.asarray(value, dtype=float)
-        return np.clip((value - self.low.data) / (self.high.data - self.low.data), 0.0, 1.0)
+    def cdf(self, value) -> Tensor:
+        """P(Z <= value) = clip((value - low) / (high - low), 0, 1): flat (gradient 0) outside."""
+        return ((self._value(value, "cdf") - self.low) / (self.high - self.low)).clip(0.0, 1.0)
+
+    def icdf(self, value) -> Tensor:
+        """low + (high - low) p for p in [0, 1]."""
+        p = self._value(value, "icdf")
+        checks.probabilities(p.data, f"{type(self).__name__}.icdf: value")
+        return self.low + (self.high - self.low) * p
 
 
 @register_kl(Uniform, Uniform)
