@@ -52,6 +52,7 @@ is wide (k sigma > 1) the pathwise estimator is about (k sigma)^2 times noisier 
 (k sigma)^2 / 2 for d/dsigma, where the score is (eps^2 - 1) / sigma and the pathwise term carries
 an extra factor eps): at k = 10, sigma = 1, a hundred and fifty times. E[cos(k x)] is then close
 to 0, so a baseline has nothing to remove: the plain score function already wins.
+The same reversal over a horizon of chaotic dynamics is the chaos sweep of ``demos/world_model.py``.
 
     python demos/estimator_variance.py [--seed 0] [--repeats 100000] [--quick]
                                        [--metrics-json PATH] [--out DIR]
