@@ -31,6 +31,7 @@ from tinygrad_reparam import (
     linear, stack, unbroadcast, where,
 )
 from tinygrad_reparam import bayes, data, estimators as E, flows, metrics, nn, optim, viz
+from tinygrad_reparam import discrete_estimators as DE
 from tinygrad_reparam.random import default_generator, get_rng
 from tinygrad_reparam.vae import VAE
 
@@ -415,6 +416,85 @@ def _multivariate_normal_cases():
     ]
 
 
+def _beta_dirichlet_studentt_cases():
+    """The implicitly reparameterized families: positive concentrations and df, a last axis of
+    categories for the Dirichlet, and the names of their parameters in every message."""
+    positive = r"must be positive and finite \(> 0\); got 1 bad value"
+    return [
+        case("Beta(concentration1=0)", lambda: D.Beta(0.0, 1.0), ValueError,
+             rf"Beta: parameter concentration1 {positive}: \[0\.\]"),
+        case("Beta(concentration0=nan)", lambda: D.Beta(1.0, [1.0, np.nan]), ValueError,
+             rf"Beta: parameter concentration0 {positive}: \[nan\]"),
+        case("Beta(concentration0=inf)", lambda: D.Beta(1.0, np.inf), ValueError,
+             rf"Beta: parameter concentration0 {positive}: \[inf\]"),
+        case("Beta(concentration1='a')", lambda: D.Beta("a", 1.0), TypeError,
+             rf"Beta: parameter concentration1: {EXPECTED_REAL}"),
+        case("Beta(concentration0=None)", lambda: D.Beta(1.0, None), TypeError,
+             r"Beta: parameter concentration0 is missing"),
+        case("Beta(shapes)", lambda: D.Beta(np.ones(3), np.ones(4)), ValueError,
+             r"Beta: parameter shapes cannot be broadcast together: concentration1 \(3,\), concentration0 \(4,\)"),
+        case("Dirichlet(concentration 0-d)", lambda: D.Dirichlet(1.0), ValueError,
+             r"Dirichlet: concentration must have a last axis holding at least one category.*got shape \(\).*Beta"),
+        case("Dirichlet(concentration empty)", lambda: D.Dirichlet(np.ones((2, 0))), ValueError,
+             r"Dirichlet: concentration must have a last axis .*got shape \(2, 0\)"),
+        case("Dirichlet(concentration -1)", lambda: D.Dirichlet([1.0, -1.0]), ValueError,
+             rf"Dirichlet: parameter concentration {positive}: \[-1\.\]"),
+        case("Dirichlet(concentration='a')", lambda: D.Dirichlet("a"), TypeError,
+             rf"Dirichlet: parameter concentration: {EXPECTED_REAL}"),
+        case("StudentT(df=0)", lambda: D.StudentT(0.0), ValueError, rf"StudentT: parameter df {positive}: \[0\.\]"),
+        case("StudentT(df=nan)", lambda: D.StudentT(np.nan), ValueError, rf"StudentT: parameter df {positive}: \[nan\]"),
+        case("StudentT(df=None)", lambda: D.StudentT(None), TypeError, r"StudentT: parameter df is missing"),
+        case("StudentT(loc=inf)", lambda: D.StudentT(3.0, np.inf), ValueError,
+             r"StudentT: parameter loc must be finite; got 1 bad value: \[inf\]"),
+        case("StudentT(scale=-1)", lambda: D.StudentT(3.0, 0.0, -1.0), ValueError,
+             rf"StudentT: parameter scale {positive}: \[-1\.\]"),
+        case("StudentT(shapes)", lambda: D.StudentT(np.ones(2), np.zeros(3)), ValueError,
+             r"StudentT: parameter shapes cannot be broadcast together: df \(2,\), loc \(3,\), scale \(\)"),
+        case("Dirichlet.log_prob(off the simplex)", lambda: D.Dirichlet([1.0, 2.0]).log_prob([[0.5, 0.5], [0.7, 0.7]]),
+             ValueError, r"Dirichlet\.log_prob: value must be on the probability simplex, its entries summing to 1 "
+                         r"along the last axis within 1e-06 .*got 1 bad value: \[1\.4\]"),
+        case("kl_divergence(Dirichlet k=3, k=2)", lambda: D.kl_divergence(D.Dirichlet(np.ones(3)), D.Dirichlet(np.ones(2))),
+             ValueError, r"kl_divergence\(Dirichlet, Dirichlet\): the numbers of categories differ \(3 and 2\)"),
+        case("kl_divergence(StudentT, StudentT)", lambda: D.kl_divergence(D.StudentT(3.0), D.StudentT(4.0)),
+             NotImplementedError, r"kl_divergence\(StudentT, StudentT\): no closed form is registered.*Monte Carlo"),
+        case("Beta.cdf('a')", lambda: D.Beta(1.0, 2.0).cdf("a"), TypeError, rf"cdf value: {EXPECTED_REAL}"),
+        case("StudentT.cdf(shape (4,))", lambda: D.StudentT(np.full(3, 3.0)).cdf(np.zeros(4)), ValueError,
+             r"^StudentT\.cdf: value of shape \(4,\) cannot be broadcast with the batch shape \(3,\)"),
+    ]
+
+
+def _gamma_cases():
+    """Gamma, Exponential and Chi2: positive parameters, named in every message; no icdf for the Gamma."""
+    positive = r"must be positive and finite \(> 0\); got 1 bad value"
+    return [
+        case("Gamma(concentration=0)", lambda: D.Gamma(0.0, 1.0), ValueError,
+             rf"Gamma: parameter concentration {positive}: \[0\.\]"),
+        case("Gamma(concentration=inf)", lambda: D.Gamma(np.inf, 1.0), ValueError,
+             rf"Gamma: parameter concentration {positive}: \[inf\]"),
+        case("Gamma(rate=nan)", lambda: D.Gamma(1.0, [1.0, np.nan]), ValueError, rf"Gamma: parameter rate {positive}: \[nan\]"),
+        case("Gamma(rate=-1)", lambda: D.Gamma(1.0, -1.0), ValueError, rf"Gamma: parameter rate {positive}: \[-1\.\]"),
+        case("Gamma(concentration='a')", lambda: D.Gamma("a", 1.0), TypeError,
+             rf"Gamma: parameter concentration: {EXPECTED_REAL}"),
+        case("Gamma(rate=None)", lambda: D.Gamma(1.0, None), TypeError, r"Gamma: parameter rate is missing"),
+        case("Gamma(shapes)", lambda: D.Gamma(np.ones(3), np.ones(4)), ValueError,
+             r"Gamma: parameter shapes cannot be broadcast together: concentration \(3,\), rate \(4,\)"),
+        case("Exponential(rate=0)", lambda: D.Exponential(0.0), ValueError, rf"Exponential: parameter rate {positive}: \[0\.\]"),
+        case("Exponential(rate=None)", lambda: D.Exponential(None), TypeError, r"Exponential: parameter rate is missing"),
+        case("Chi2(df=-2)", lambda: D.Chi2(-2.0), ValueError, rf"Chi2: parameter df {positive}: \[-2\.\]"),
+        case("Chi2(df=nan)", lambda: D.Chi2(np.nan), ValueError, rf"Chi2: parameter df {positive}: \[nan\]"),
+        case("Chi2(df='a')", lambda: D.Chi2("a"), TypeError, rf"Chi2: parameter df: {EXPECTED_REAL}"),
+        case("Gamma.cdf('a')", lambda: D.Gamma(1.0, 2.0).cdf("a"), TypeError, rf"cdf value: {EXPECTED_REAL}"),
+        case("Gamma.cdf(shape (4,))", lambda: D.Gamma(np.ones(3), 1.0).cdf(np.zeros(4)), ValueError,
+             r"^Gamma\.cdf: value of shape \(4,\) cannot be broadcast with the batch shape \(3,\)"),
+        case("Gamma.icdf(0.5)", lambda: D.Gamma(2.0, 1.0).icdf(0.5), NotImplementedError,
+             r"Gamma\.icdf: the Gamma quantile has no closed form.*invert cdf\(value\) numerically"),
+        case("Exponential.icdf(1.5)", lambda: D.Exponential(1.0).icdf(1.5), ValueError,
+             r"Exponential\.icdf: value must be a probability in \[0, 1\].*\[1\.5\]"),
+        case("kl_divergence(Gamma, Exponential)", lambda: D.kl_divergence(D.Gamma(1.0, 1.0), D.Exponential(1.0)),
+             NotImplementedError, r"kl_divergence\(Gamma, Exponential\): no closed form is registered.*Monte Carlo"),
+    ]
+
+
 DISTRIBUTION_CONSTRUCTOR_CASES = _location_scale_cases() + [
     case("Uniform(low >= high)", lambda: D.Uniform(1.0, 0.0), ValueError,
          r"Uniform: parameter low must be less than high .*got 1 bad value: \[1\.\]"),
@@ -484,7 +564,7 @@ DISTRIBUTION_CONSTRUCTOR_CASES = _location_scale_cases() + [
     case("RelaxedOneHotCategorical(temperature='a')",
          lambda: D.RelaxedOneHotCategorical("a", probs=[0.5, 0.5]), TypeError,
          rf"RelaxedOneHotCategorical: parameter temperature: {EXPECTED_REAL}"),
-] + _multivariate_normal_cases()
+] + _multivariate_normal_cases() + _beta_dirichlet_studentt_cases() + _gamma_cases()
 
 
 @pytest.mark.parametrize("call, error, match", DISTRIBUTION_CONSTRUCTOR_CASES)
@@ -515,6 +595,12 @@ DISTRIBUTIONS = {
     "TransformedDistribution": (lambda: D.TransformedDistribution(D.Normal(np.zeros(3), 1.0),
                                                                   D.transforms.SigmoidTransform()),
                                 np.full(4, 0.5)),
+    "Beta": (lambda: D.Beta(np.ones(3), 2.0), np.full(4, 0.5)),
+    "Dirichlet": (lambda: D.Dirichlet(np.ones((3, 4))), np.full((4, 4), 0.25)),
+    "StudentT": (lambda: D.StudentT(np.full(3, 3.0)), np.zeros(4)),
+    "Gamma": (lambda: D.Gamma(np.ones(3), 2.0), np.ones(4)),
+    "Exponential": (lambda: D.Exponential(np.ones(3)), np.ones(4)),
+    "Chi2": (lambda: D.Chi2(np.full(3, 2.0)), np.ones(4)),
 }
 
 
@@ -812,6 +898,111 @@ ESTIMATOR_CASES = [
 
 @pytest.mark.parametrize("call, error, match", ESTIMATOR_CASES)
 def test_estimators(call, error, match):
+    expect_error(call, error, match)
+
+
+# =================================================================================================
+# Estimators for discrete latents
+def _phi(values=(0.5, -0.5)):
+    return Tensor(np.array(values), requires_grad=True)
+
+
+def _toy_cost(b):
+    return (b - 0.45) ** 2
+
+
+def _relax(control_variate, cost_fn=_toy_cost):
+    return lambda: DE.relax_surrogate(_phi(), cost_fn, control_variate, rng=rng())
+
+
+def _rebar(cost_fn=_toy_cost, cost_gradient=lambda y: 2.0 * (y - 0.45), temperature=0.5):
+    return lambda: DE.rebar_surrogate(_phi(), cost_fn, cost_gradient, temperature, 1.0, rng=rng())
+
+
+_WHAT_COST_FN_DOES = r"draws b, a constant Tensor of shape samples \+ batch \+ event -> one cost per draw"
+
+DISCRETE_ESTIMATOR_CASES = [
+    case("arm_surrogate(array logits)", lambda: DE.arm_surrogate(np.zeros(2), _toy_cost), TypeError,
+         r"arm_surrogate: logits must be a Tensor \(the Bernoulli logits phi.*got ndarray"),
+    case("disarm_surrogate(logits nan)", lambda: DE.disarm_surrogate(_phi((0.0, np.nan)), _toy_cost), ValueError,
+         r"disarm_surrogate: logits must be finite \(an infinite logit is a certain coin.*got 1 bad value: \[nan\]"),
+    case("arm_surrogate(logits inf)", lambda: DE.arm_surrogate(_phi((np.inf, 0.0)), _toy_cost), ValueError,
+         r"arm_surrogate: logits must be finite.*\[inf\]"),
+    case("arm_surrogate(cost_fn=3)", lambda: DE.arm_surrogate(_phi(), 3), TypeError,
+         rf"arm_surrogate: cost_fn must be a function \({_WHAT_COST_FN_DOES}.*got int"),
+    case("arm_surrogate(n_pairs=0)", lambda: DE.arm_surrogate(_phi(), _toy_cost, n_pairs=0), ValueError,
+         r"arm_surrogate: n_pairs must be a positive integer, got 0"),
+    case("disarm_surrogate(n_pairs=1.5)", lambda: DE.disarm_surrogate(_phi(), _toy_cost, n_pairs=1.5), ValueError,
+         r"disarm_surrogate: n_pairs must be a positive integer, got 1\.5"),
+    case("arm_surrogate(rng=1)", lambda: DE.arm_surrogate(_phi(), _toy_cost, rng=1), TypeError,
+         r"rng must be a numpy\.random\.Generator"),
+    case("arm_surrogate(cost summed over everything)",
+         lambda: DE.arm_surrogate(_phi(), lambda b: ((b - 0.45) ** 2).sum(), rng=rng()), ValueError,
+         r"arm_surrogate: cost_fn returned shape \(\) for draws of shape \(2, 1, 2\); it must return one cost "
+         r"per draw and batch entry, of shape samples \(2, 1\) \+ the leading \(batch\) axes"),
+    case("disarm_surrogate(cost with an extra axis)",
+         lambda: DE.disarm_surrogate(_phi(), lambda b: b[..., None], rng=rng()), ValueError,
+         r"disarm_surrogate: cost_fn returned shape \(2, 1, 2, 1\) for draws of shape \(2, 1, 2\)"),
+    case("arm_surrogate(cost nan)", lambda: DE.arm_surrogate(_phi(), lambda b: b * np.nan, rng=rng()),
+         ValueError, r"arm_surrogate: cost_fn's result must be finite; got 4 bad values"),
+    case("arm_surrogate(cost 'a')", lambda: DE.arm_surrogate(_phi(), lambda b: "a", rng=rng()), TypeError,
+         rf"arm_surrogate: cost_fn's result: {EXPECTED_REAL}"),
+    case("vimco_surrogate(array log_prob)", lambda: DE.vimco_surrogate(np.zeros((3, 2)), np.zeros((3, 2))),
+         TypeError, r"vimco_surrogate: log_prob must be a Tensor connected to the parameters.*got ndarray"),
+    case("vimco_surrogate(shapes)", lambda: DE.vimco_surrogate(Tensor(np.zeros((3, 2))), np.zeros((3, 1))),
+         ValueError, r"vimco_surrogate: log_weights has shape \(3, 1\) and log_prob has shape \(3, 2\); give "
+                     r"one log-weight per draw"),
+    case("vimco_surrogate(K=1)", lambda: DE.vimco_surrogate(Tensor(np.zeros((1, 2))), np.zeros((1, 2))),
+         ValueError, r"vimco_surrogate: needs K >= 2 draws along axis 0 .*got shape \(1, 2\)"),
+    case("vimco_surrogate(0-d)", lambda: DE.vimco_surrogate(Tensor(0.0), 0.0), ValueError,
+         r"vimco_surrogate: needs K >= 2 draws along axis 0 .*got shape \(\)"),
+    case("vimco_surrogate(log weight -inf)",
+         lambda: DE.vimco_surrogate(Tensor(np.zeros(3)), np.array([0.0, -np.inf, 1.0])), ValueError,
+         r"vimco_surrogate: log_weights must be finite \(a draw with weight 0 leaves nothing to average\); "
+         r"got 1 bad value: \[-inf\]"),
+    case("vimco_surrogate(log_weights 'a')", lambda: DE.vimco_surrogate(Tensor(np.zeros(3)), "a"), TypeError,
+         rf"vimco_surrogate: log_weights: {EXPECTED_REAL}"),
+    case("conditional_logistic(b='a')", lambda: DE.conditional_logistic(0.0, "a", 0.5), TypeError,
+         rf"conditional_logistic: b: {EXPECTED_REAL}"),
+    case("relax_surrogate(control_variate=None)", _relax(None), TypeError,
+         r"relax_surrogate: control_variate must be a function \(z -> \(c\(z\), dc/dz\), Tensors\), got NoneType"),
+    case("relax_surrogate(control variate returns one Tensor)", _relax(lambda z: z), TypeError,
+         r"relax_surrogate: control_variate\(z\) must return a pair of Tensors \(c\(z\), dc/dz\), got Tensor"),
+    case("relax_surrogate(c of z's shape plus one)", _relax(lambda z: (z.reshape(z.shape + (1,)), z)),
+         ValueError, r"relax_surrogate: control_variate returned c of shape \(1, 2, 1\); it must have the costs' "
+                     r"shape \(1, 2\) \(samples \+ batch\)"),
+    case("relax_surrogate(dc/dz of the wrong shape)", _relax(lambda z: (z, z.sum(axis=-1))), ValueError,
+         r"relax_surrogate: control_variate returned dc/dz of shape \(1,\); it must have z's shape \(1, 2\)"),
+    case("relax_surrogate(n_samples=0)",
+         lambda: DE.relax_surrogate(_phi(), _toy_cost, lambda z: (z, z), n_samples=0), ValueError,
+         r"relax_surrogate: n_samples must be a positive integer, got 0"),
+    case("rebar_surrogate(temperature=0)", _rebar(temperature=0.0), ValueError,
+         r"rebar_control_variate: temperature must be positive \(lambda in sigmoid\(z / lambda\)\); got 1 bad "
+         r"value: \[0\.\]"),
+    case("rebar_surrogate(cost_gradient=None)", _rebar(cost_gradient=None), TypeError,
+         r"rebar_control_variate: cost_gradient must be a function \(relaxed draws y -> df/dy"),
+    case("rebar_surrogate(NumPy cost)", _rebar(cost_fn=lambda b: (b.data - 0.45) ** 2), TypeError,
+         r"rebar_control_variate: cost_fn and cost_gradient must return Tensors built from Tensor operations"),
+    case("rebar_surrogate(f' summed)", _rebar(cost_gradient=lambda y: (2.0 * (y - 0.45)).sum()), ValueError,
+         r"rebar_control_variate: cost_gradient returned shape \(\); df/dy must have the shape of the relaxed "
+         r"draws, \(1, 2\)"),
+    case("mlp_input_gradient(Linear)", lambda: DE.mlp_input_gradient(nn.Linear(2, 1), np.zeros(2), np.ones(1)),
+         TypeError, r"mlp_input_gradient: mlp must be a tinygrad_reparam\.nn\.MLP, got Linear"),
+    case("mlp_input_gradient(output_gradient shape)",
+         lambda: DE.mlp_input_gradient(nn.MLP([2, 3, 1], rng=rng()), np.zeros((4, 2)), np.ones(4)), ValueError,
+         r"mlp_input_gradient: output_gradient has shape \(4,\); it must have the output's shape \(4, 1\)"),
+    case("NeuralControlVariate(latent_shape=3)", lambda: DE.NeuralControlVariate(3), TypeError,
+         r"NeuralControlVariate: latent_shape must be a tuple, \(\) for one coin or \(d,\) for d latents, got 3"),
+    case("NeuralControlVariate(latent_shape=(0,))", lambda: DE.NeuralControlVariate((0,)), ValueError,
+         r"NeuralControlVariate: latent_shape entries must be a positive integer, got 0"),
+    case("NeuralControlVariate(z of another latent shape)",
+         lambda: DE.NeuralControlVariate((3,), rng=rng())(Tensor(np.zeros((2, 4)))), ValueError,
+         r"NeuralControlVariate: z of shape \(2, 4\) does not end in the latent shape \(3,\)"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", DISCRETE_ESTIMATOR_CASES)
+def test_discrete_estimators(call, error, match):
     expect_error(call, error, match)
 
 
@@ -1298,6 +1489,9 @@ def _failing_calls_that_could_draw():
         lambda: nn.Linear(3, 2, dtype=np.int64),
         lambda: VAE(x_dim=4, hidden=3, z_dim=2, activation="gelu"),
         lambda: manual_seed(-1),
+        lambda: DE.disarm_surrogate(_phi(), _toy_cost, n_pairs=0),
+        lambda: DE.rebar_surrogate(_phi(), _toy_cost, lambda y: y, -1.0, 1.0),
+        lambda: DE.NeuralControlVariate((0,)),
     ]
 
 

@@ -16,11 +16,13 @@ those terms, which is at most ``sum |g|``, rather than to the (possibly tiny) di
 Shapes are kept simple (the two inputs of an elementwise primitive have the same shape): undoing
 broadcasting is tested in test_engine.py and test_ops_gradcheck.py; this file is about the
 derivatives themselves. A new public function in ops.py, fused.py or linalg.py (or in special/erf.py,
-apart from its ``*_array`` versions on plain arrays) without a row fails
+special/beta.py or special/gamma.py, apart from their ``*_array`` versions on plain arrays) without a row fails
 ``test_the_table_covers_every_primitive``.
 """
 import inspect
+import math
 import sys
+from decimal import Decimal, localcontext
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np
@@ -29,6 +31,11 @@ from hypothesis import given, strategies as st
 
 from tinygrad_reparam import fused, linalg, ops
 from tinygrad_reparam.special.erf import erf, erfc, ndtri, ndtri_array
+from tinygrad_reparam.special import beta as special_beta
+from tinygrad_reparam.special.beta import beta_density_array, betainc_derivatives_array
+from tinygrad_reparam.special.gamma import digamma_array
+from tinygrad_reparam.special import gamma as special_gamma
+from tinygrad_reparam.special.gamma import trigamma_array
 from tinygrad_reparam.tensor import Tensor
 from tinygrad_reparam.testing import float_arrays, positive_scales, shapes
 
@@ -240,6 +247,77 @@ def diagonal_vjp(g, a):
     return (grad,)
 
 
+# --- special/beta.py: the incomplete beta function and the Student t CDF ------------------------
+def integers(low, high):
+    """Arrays of whole numbers low..high, as floats (parameters where I_x(a, b) is a finite sum)."""
+    return lambda shape: st.lists(st.integers(low, high), min_size=int(np.prod(shape)),
+                                  max_size=int(np.prod(shape))).map(
+        lambda v: np.array(v, dtype=float).reshape(shape))
+
+
+def _betainc_vjp_at(a, b, x):
+    """(dI/da, dI/db, dI/dx) at whole numbers a = m and b = n, from the finite sums
+    I_x(a, n) = x^a sum_{j<n} (a)_j / j! (1-x)^j (real a) and, by the symmetry I_x(m, b) =
+    1 - I_(1-x)(b, m), I_x(m, b) = 1 - (1-x)^b sum_{j<m} (b)_j / j! x^j (real b), each differentiated
+    term by term: d (a)_j / da = (a)_j sum_{i<j} 1/(a + i). In 40 digits: the terms of a sum can
+    cancel (dI/db is small where I is, and each term is of size 1)."""
+    with localcontext() as context:
+        context.prec = 40
+        m, n, x = int(a), int(b), Decimal(float(x))
+        y = 1 - x
+
+        def derivative_of_sum(c, u, v, terms):  # d/dc [u^c sum_{j<terms} (c)_j / j! v^j]
+            total, coefficient, harmonic = Decimal(0), Decimal(1), Decimal(0)
+            for j in range(terms):
+                total += coefficient * v ** j * (u.ln() + harmonic)
+                coefficient, harmonic = coefficient * (c + j) / (j + 1), harmonic + Decimal(1) / (c + j)
+            return u ** c * total
+
+        density = x ** (m - 1) * y ** (n - 1) * math.factorial(m + n - 1) / (math.factorial(m - 1) * math.factorial(n - 1))
+        return (float(derivative_of_sum(m, x, y, n)), float(-derivative_of_sum(n, y, x, m)), float(density))
+
+
+def betainc_vjp(g, a, b, x):
+    d_a, d_b, d_x = np.vectorize(_betainc_vjp_at)(a, b, x)
+    return g * d_a, g * d_b, g * d_x
+
+
+def away_from_zero(low, high):
+    """Values with low <= |v| <= high, of either sign (the x = df / (df + t^2) of the Student t's
+    hand formula rounds to 1 as t -> 0, where its terms are inf * 0)."""
+    return lambda shape: st.tuples(float_arrays(shape, low=low, high=high), booleans(shape)).map(
+        lambda drawn: np.where(drawn[1], drawn[0], -drawn[0]))
+
+
+def student_t_cdf_vjp(g, df, t):
+    # F = 1 - I_x(df/2, 1/2) / 2 for t > 0 (I_x / 2 for t < 0), x = df / (df + t^2), dx/d(df) = t^2 / (df + t^2)^2
+    x = df / (df + t * t)
+    d_df = -np.sign(t) * 0.5 * (0.5 * betainc_derivatives_array(0.5 * df, 0.5, x)[0]
+                                + beta_density_array(0.5 * df, 0.5, x) * t * t / (df + t * t) ** 2)
+    log_density = np.vectorize(lambda d, u: math.lgamma((d + 1) / 2) - math.lgamma(d / 2) - 0.5 * math.log(d * math.pi)
+                               - (d + 1) / 2 * math.log1p(u * u / d))(df, t)
+    return g * d_df, g * np.exp(log_density)  # dF/dt is the density
+
+
+# --- special/gamma.py: the regularised incomplete gamma function P(a, x) -------------------------
+def gammainc_vjp(g, a, x):
+    # P(a, x) = sum_n x^(a+n) e^-x / Gamma(a+n+1), so dP/da = sum_n (that term) (log x - digamma(a+n+1)),
+    # term by term (for x <= a every term has one sign: no cancellation); dP/dx = x^(a-1) e^-x / Gamma(a)
+    lgamma = np.vectorize(math.lgamma)
+    a_n = a[..., None] + np.arange(300)
+    log_x = np.log(x)[..., None]
+    terms = np.exp(a_n * log_x - x[..., None] - lgamma(a_n + 1))
+    d_a = np.sum(terms * (log_x - digamma_array(a_n + 1)), axis=-1)
+    return g * d_a, g * np.exp((a - 1) * np.log(x) - x - lgamma(a))
+
+
+def shape_and_a_fraction_of_it():
+    """(a, x) with a in [0.5, 8] and x = u a, u in [0.05, 1]: the region where the series above has
+    terms of one sign."""
+    return same_shape(scales(0.5, 8.0), values(0.05, 1.0)).map(
+        lambda drawn: ((drawn[0][0], drawn[0][0] * drawn[0][1]), drawn[1]))
+
+
 TABLE = [
     # elementwise arithmetic
     Row(ops.add, lambda g, a, b: (g, g), same_shape(values(), values())),
@@ -302,6 +380,17 @@ TABLE = [
     Row(erfc, lambda g, a: (-g * 2 / np.sqrt(np.pi) * np.exp(-a**2),), same_shape(values(-5.0, 5.0))),
     Row(ndtri, lambda g, p: (g * np.sqrt(2 * np.pi) * np.exp(ndtri_array(p) ** 2 / 2),),
         same_shape(values(1e-3, 1.0 - 1e-3))),
+    # special/beta.py: d log B/da = digamma(a) - digamma(a + b); I_x(a, b) and the Student t CDF above
+    Row(special_beta.lbeta, lambda g, a, b: (g * (digamma_array(a) - digamma_array(a + b)),
+                                             g * (digamma_array(b) - digamma_array(a + b))),
+        same_shape(scales(), scales())),
+    Row(special_beta.betainc, betainc_vjp, same_shape(integers(1, 6), integers(1, 6), values(0.05, 0.95))),
+    Row(special_beta.student_t_cdf, student_t_cdf_vjp, same_shape(scales(0.5, 20.0), away_from_zero(0.05, 5.0))),
+    # special/gamma.py: d lgamma/da = digamma(a), d digamma/da = trigamma(a) (their values are checked
+    # against 90-digit references in test_special_gamma.py); P(a, x) above
+    Row(special_gamma.lgamma, lambda g, a: (g * digamma_array(a),), same_shape(scales(0.05, 30.0))),
+    Row(special_gamma.digamma, lambda g, a: (g * trigamma_array(a),), same_shape(scales(0.05, 30.0))),
+    Row(special_gamma.gammainc, gammainc_vjp, shape_and_a_fraction_of_it()),
 ]
 
 
@@ -343,6 +432,10 @@ def test_the_table_covers_every_primitive():
     erf_module = sys.modules["tinygrad_reparam.special.erf"]  # (special.erf is the function)
     primitives |= {(erf_module.__name__, name) for name in public_functions(erf_module)
                    if not name.endswith("_array")}  # erf_array etc.: the same on plain arrays
+    primitives |= {(special_beta.__name__, name) for name in public_functions(special_beta)
+                   if not name.endswith("_array")}
+    primitives |= {(special_gamma.__name__, name) for name in public_functions(special_gamma)
+                   if not name.endswith("_array")}
     assert primitives - in_table == set(), "primitives without a row in TABLE"
     assert in_table - primitives == set(), "rows for functions that are not primitives"
     assert NOT_PRIMITIVES <= public_functions(ops), "NOT_PRIMITIVES names a function ops.py lacks"

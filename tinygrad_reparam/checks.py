@@ -52,6 +52,14 @@ def is_integer(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def function(value, what: str, expected: str):
+    """A callable, returned as it is; else a TypeError that says what it should compute
+    (``expected``, e.g. "latent draws -> one cost per draw")."""
+    if not callable(value):
+        raise TypeError(f"{what} must be a function ({expected}), got {type(value).__name__}")
+    return value
+
+
 def integer(value, what: str) -> int:
     """An integer of any sign (Python or NumPy, not a bool), as an int; else a TypeError."""
     if not is_integer(value):

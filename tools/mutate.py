@@ -99,6 +99,9 @@ def default_targets(root: str) -> dict[str, list[str]]:
         if os.path.basename(path) != "__init__.py":
             targets[os.path.relpath(path, root)] = distribution_tests
     targets["tinygrad_reparam/estimators.py"] = ["tests/test_estimators.py"]
+    # the estimators for discrete latents: VIMCO, ARM, DisARM, REBAR and RELAX
+    targets["tinygrad_reparam/discrete_estimators.py"] = ["tests/test_discrete_estimators.py",
+                                                          "tests/test_bad_input.py"]
     targets["tinygrad_reparam/vae.py"] = ["tests/test_vae.py", "tests/test_stability.py",
                                           "tests/test_vae_gradients.py"]
     targets["tinygrad_reparam/optim.py"] = ["tests/test_optim.py", "tests/test_bad_input.py"]
@@ -112,6 +115,19 @@ def default_targets(root: str) -> dict[str, list[str]]:
     for name in ("multivariate_normal.py", "lowrank_multivariate_normal.py"):
         targets[f"tinygrad_reparam/distributions/{name}"] = (
             ["tests/test_multivariate_normal.py"] + distribution_tests)
+    # implicit reparameterization: the incomplete beta function, and Beta, Dirichlet, StudentT on it
+    targets["tinygrad_reparam/special/beta.py"] = ["tests/test_special_beta.py", "tests/test_derivatives.py",
+                                                   "tests/test_beta_dirichlet_studentt.py"]
+    for name in ("beta.py", "dirichlet.py", "studentt.py"):
+        targets[f"tinygrad_reparam/distributions/{name}"] = (
+            ["tests/test_beta_dirichlet_studentt.py"] + distribution_tests)
+    # implicit reparameterization of the Gamma: lgamma, digamma, the incomplete gamma function and
+    # its derivative, and Gamma, Exponential, Chi2 and the check_pathwise_gradient helper on them
+    gamma_tests = ["tests/test_special_gamma.py", "tests/test_gamma.py", "tests/test_implicit_identity.py"]
+    targets["tinygrad_reparam/special/gamma.py"] = gamma_tests + ["tests/test_derivatives.py"]
+    for name in ("gamma.py", "exponential.py", "chi2.py"):
+        targets[f"tinygrad_reparam/distributions/{name}"] = gamma_tests + distribution_tests
+    targets["tinygrad_reparam/testing.py"] = ["tests/test_implicit_identity.py", "tests/test_testing.py"]
     return {
         target: [t for t in tests if os.path.exists(os.path.join(root, t))]
         for target, tests in targets.items() if os.path.exists(os.path.join(root, target))

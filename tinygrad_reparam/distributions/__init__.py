@@ -24,6 +24,9 @@ from tinygrad_reparam.distributions.tanh_normal import TanhNormal
 from tinygrad_reparam.distributions.gamma import Gamma
 from tinygrad_reparam.distributions.exponential import Exponential
 from tinygrad_reparam.distributions.chi2 import Chi2
+from tinygrad_reparam.distributions.beta import Beta
+from tinygrad_reparam.distributions.dirichlet import Dirichlet
+from tinygrad_reparam.distributions.studentt import StudentT
 from tinygrad_reparam.distributions import transforms
 from tinygrad_reparam.distributions.independent import Independent
 from tinygrad_reparam.distributions.transformed_distribution import TransformedDistribution
@@ -34,7 +37,7 @@ __all__ = [
     "Distribution", "LocationScale", "constraints", "kl_divergence", "register_kl",
     "Normal", "Laplace", "Logistic", "Gumbel", "LogNormal", "Uniform",
     "Bernoulli", "Categorical", "RelaxedBernoulli", "RelaxedOneHotCategorical", "TanhNormal",
-    "Gamma", "Exponential", "Chi2",
+    "Gamma", "Exponential", "Chi2", "Beta", "Dirichlet", "StudentT",
     "transforms", "Independent", "TransformedDistribution",
     "MultivariateNormal", "LowRankMultivariateNormal",
 ]

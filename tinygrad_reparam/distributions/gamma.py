@@ -96,7 +96,8 @@ class Gamma(Distribution):
         alpha, rate = self.concentration, self.rate
         inside = alpha * rate.log() + (alpha - 1.0) * safe_value.log() - rate * safe_value - lgamma(alpha)
         alpha_is_one = np.broadcast_to(alpha.data == 1, self.batch_shape)
-        at_zero = where(alpha_is_one, rate.log(), np.where(alpha.data < 1, np.inf, -np.inf))
+        infinite = np.where(alpha.data < 1, np.inf, -np.inf).astype(self._dtype())  # (float32 stays)
+        at_zero = where(alpha_is_one, rate.log(), infinite)
         return where(positive, inside, where(value.data == 0, at_zero, -np.inf))
 
     def cdf(self, value) -> Tensor:
@@ -106,6 +107,14 @@ class Gamma(Distribution):
         positive = value.data > 0
         scaled = where(positive, self.rate * value, 1.0)  # (P is only taken of positive numbers)
         return where(positive, gammainc(self.concentration, scaled), 0.0)
+
+    def icdf(self, value) -> Tensor:
+        """Not provided, as in PyTorch: the Gamma quantile has no closed form."""
+        raise NotImplementedError(
+            f"{type(self).__name__}.icdf: the Gamma quantile has no closed form, so there is no icdf "
+            f"(as in PyTorch). rsample() does not need one (its gradient comes from cdf and the density, "
+            f"the implicit reparameterization); for quantiles, invert cdf(value) numerically, e.g. by "
+            f"bisection on value.")
 
     def entropy(self) -> Tensor:
         alpha = self.concentration

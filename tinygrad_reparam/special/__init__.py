@@ -7,7 +7,11 @@ NumPy out), and the differentiable ones made engine primitives (Tensor in, Tenso
 forward line next to its vector-Jacobian product.
 """
 from tinygrad_reparam.special.erf import erf, erf_array, erfc, erfc_array, ndtri, ndtri_array
+from tinygrad_reparam.special.beta import (betainc, betainc_array, betaincc_array, lbeta, lbeta_array,
+                                          student_t_cdf, student_t_cdf_array)
 
 __all__ = [
     "erf", "erfc", "ndtri", "erf_array", "erfc_array", "ndtri_array",
+    "lbeta", "betainc", "student_t_cdf", "lbeta_array", "betainc_array", "betaincc_array",
+    "student_t_cdf_array",
 ]

@@ -48,7 +48,8 @@ each forward line next to its vector-Jacobian product. The methods, and why each
     K under- or overflows long before P does (x^a alone overflows at a = 200, x = 40), so it is
     handled as its logarithm, and for a >= 10 that logarithm is written without the
     cancellation of a log x against lgamma(a):
-        log K = a (log1p(mu) - mu) - log(2 pi a) / 2 - (Stirling's correction to lgamma(a)).
+        log K = a (log(lam) - mu) - log(2 pi a) / 2 - (Stirling's correction to lgamma(a)),
+    log(lam) - mu by a series near lam = 1, as log(x/a) - mu away from it.
 
 The pathwise derivative of a Gamma(a, 1) sample, dz/da = -(dP/da)(z; a) / p(z; a) (see
 ``distributions/gamma.py``), shares the factor K with the density p(z) = a K / z, so it is
@@ -162,9 +163,10 @@ def digamma_array(x) -> np.ndarray:
 
 
 def trigamma_array(x) -> np.ndarray:
-    """trigamma(x) = d digamma(x)/dx elementwise (+inf at the poles 0, -1, -2, ...)."""
+    """trigamma(x) = d digamma(x)/dx elementwise (+inf at the poles 0, -1, -2, ...; +inf also
+    where it exceeds the largest float, about 1/x^2 for 0 < x < 1e-154)."""
     x = _as_float(x)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         y = np.where(x < 0, 1.0 - x, x)
         recurrence = np.zeros_like(y)  # sum of 1/y^2 over the steps up to 10
         while True:
@@ -200,7 +202,8 @@ def digamma(x) -> Tensor:
 def _log1p_minus_x(d: np.ndarray) -> np.ndarray:
     """log(1 + d) - d, about -d^2/2 for small d, without the cancellation of the two terms:
     with t = d / (2 + d), log(1 + d) = 2 atanh(t) = 2 (t + t^3/3 + t^5/5 + ...) and d = 2t + t d,
-    so log(1 + d) - d = -t d + 2 t^3 (1/3 + t^2/5 + t^4/7 + ...) (|d| < 1/2, so t^2 <= 1/9)."""
+    so log(1 + d) - d = -t d + 2 t^3 (1/3 + t^2/5 + t^4/7 + ...) (|d| < 1/2, so t^2 <= 1/9);
+    log1p(d) - d as it is beyond. (special/beta.py uses it too.)"""
     with np.errstate(divide="ignore", invalid="ignore"):
         t = d / (2.0 + d)
         series = -t * d + 2.0 * t ** 3 * _horner([1.0 / (2 * k + 3) for k in range(18)], t * t)
@@ -208,12 +211,17 @@ def _log1p_minus_x(d: np.ndarray) -> np.ndarray:
 
 
 def _log_prefactor(a: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """log K = log(x^a e^-x / Gamma(a + 1)); for a >= 10 as a (log1p(mu) - mu) - log(2 pi a)/2
-    - (Stirling's correction to lgamma(a)), mu = (x - a)/a, which cancels nothing large."""
+    """log K = log(x^a e^-x / Gamma(a + 1)); for a >= 10 as a (log(lam) - mu) - log(2 pi a)/2
+    - (Stirling's correction to lgamma(a)), lam = x/a and mu = lam - 1, which cancels nothing
+    large. log(lam) - mu is ``_log1p_minus_x(mu)`` for |mu| < 1/2 and log(x/a) - mu beyond: there
+    log1p(mu) would take the logarithm of 1 + mu, which has lost the digits of a small lam
+    (x = 1e-8, a = 10: 1 + mu = 1e-9 keeps 7 of them)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         direct = a * np.log(x) - x - lgamma_array(a + 1.0)
         large_a = np.maximum(a, ASYMPTOTIC_FROM)  # (the other branch is discarded below)
-        uniform = (large_a * _log1p_minus_x((x - large_a) / large_a) - HALF_LOG_2PI
+        mu = (x - large_a) / large_a
+        log_lam_minus_mu = np.where(np.abs(mu) < 0.5, _log1p_minus_x(mu), np.log(x / large_a) - mu)
+        uniform = (large_a * log_lam_minus_mu - HALF_LOG_2PI
                    - 0.5 * np.log(large_a) - _stirling_correction(large_a))
         return np.where(a >= ASYMPTOTIC_FROM, uniform, direct)
 
