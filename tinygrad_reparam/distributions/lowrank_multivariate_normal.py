@@ -30,7 +30,6 @@ definite).
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
@@ -40,21 +39,18 @@ from tinygrad_reparam.distributions import constraints
 from tinygrad_reparam.distributions.base import Distribution
 from tinygrad_reparam.distributions.kl import register_kl
 from tinygrad_reparam.distributions.multivariate_normal import (
-    MultivariateNormal, batch_shape_of, column, expand, gaussian_kl, matrix_times_vector,
+    Gaussian, MultivariateNormal, batch_shape_of, column, expand, gaussian_kl, matrix_times_vector,
 )
 from tinygrad_reparam.linalg import cholesky, diag_embed, diagonal, matrix_transpose, solve_triangular
 from tinygrad_reparam.ops import concatenate
 from tinygrad_reparam.random import get_rng
 from tinygrad_reparam.tensor import Tensor
 
-LOG_2PI = math.log(2 * math.pi)
 
-
-class LowRankMultivariateNormal(Distribution):
+class LowRankMultivariateNormal(Gaussian):
     """Gaussian with mean ``loc`` (..., n) and covariance ``cov_factor @ cov_factor^T +
     diag(cov_diag)``, as ``torch.distributions.LowRankMultivariateNormal``."""
 
-    has_rsample = True
     arg_constraints = {"loc": constraints.finite, "cov_factor": constraints.finite,
                        "cov_diag": constraints.positive}
 
@@ -111,7 +107,7 @@ class LowRankMultivariateNormal(Distribution):
         return (diagonal(self._capacitance_tril).log().sum(axis=-1)
                 + 0.5 * self._unbroadcasted_cov_diag.log().sum(axis=-1))
 
-    # --- drawing and density -------------------------------------------------------------------------
+    # --- drawing (log_prob and entropy come from Gaussian) ----------------------------------------
     def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
         """z = loc + W eps_W + sqrt(D) eps_D, with eps_W and eps_D plain input leaves."""
         shape = self._extended_shape(sample_shape)
@@ -122,23 +118,7 @@ class LowRankMultivariateNormal(Distribution):
         eps_d = Tensor(rng.standard_normal(shape).astype(dtype, copy=False), name="eps_D ~ N(0, I)")
         return self.loc + matrix_times_vector(w, eps_w) + d.sqrt() * eps_d
 
-    def log_prob(self, value) -> Tensor:
-        """-(x^T Sigma^-1 x + log det Sigma + n log(2 pi)) / 2 with x = value - loc."""
-        squared_length = self._inverse_quadratic(column(self._value(value) - self.loc))
-        return -0.5 * squared_length - self._half_log_det() - 0.5 * self.event_shape[0] * LOG_2PI
-
-    def entropy(self) -> Tensor:
-        n = self.event_shape[0]
-        return expand(self._half_log_det() + 0.5 * n * (1.0 + LOG_2PI), self.batch_shape)
-
     # --- moments and the three matrices -------------------------------------------------------------
-    def _matrix_shape(self) -> tuple:
-        return self.batch_shape + self.event_shape + self.event_shape
-
-    @property
-    def mean(self) -> Tensor:
-        return self.loc
-
     @property
     def variance(self) -> Tensor:
         """Sigma_ii = sum_k W_ik^2 + D_i."""

@@ -112,7 +112,7 @@ def check_parameters(distribution: Distribution) -> None:
                                    constraint.description)
 
 
-def gaussian_kl(p: Distribution, q: Distribution) -> Tensor:
+def gaussian_kl(p: "Gaussian", q: "Gaussian") -> Tensor:
     """KL(p || q) for two Gaussians with the same event shape (module docstring): each family
     gives ``_square_root()`` (R with R R^T = Sigma), ``_inverse_quadratic(x)`` (the sum of
     c^T Sigma^-1 c over the columns c of x) and ``_half_log_det()`` (log det Sigma / 2)."""
@@ -126,12 +126,39 @@ def gaussian_kl(p: Distribution, q: Distribution) -> Tensor:
     return q._half_log_det() - p._half_log_det() + 0.5 * (trace + mahalanobis - n)
 
 
+class Gaussian(Distribution):
+    """A Gaussian on R^n known through three pieces its subclass gives: ``_square_root()`` (R with
+    R R^T = Sigma), ``_inverse_quadratic(x)`` (the sum of c^T Sigma^-1 c over the columns c of x)
+    and ``_half_log_det()`` (log det Sigma / 2). Density, entropy and KL follow from them alone:
+
+        log q(z) = -(z - mu)^T Sigma^-1 (z - mu) / 2 - log det Sigma / 2 - (n / 2) log(2 pi),
+        H = log det Sigma / 2 + (n / 2)(1 + log(2 pi)).
+    """
+
+    has_rsample = True
+
+    def log_prob(self, value) -> Tensor:
+        squared_length = self._inverse_quadratic(column(self._value(value) - self.loc))
+        return -0.5 * squared_length - self._half_log_det() - 0.5 * self.event_shape[0] * LOG_2PI
+
+    def entropy(self) -> Tensor:
+        n = self.event_shape[0]
+        return expand(self._half_log_det() + 0.5 * n * (1.0 + LOG_2PI), self.batch_shape)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc
+
+    def _matrix_shape(self) -> tuple:
+        """batch_shape + (n, n): the shape of the covariance, precision and scale_tril."""
+        return self.batch_shape + self.event_shape + self.event_shape
+
+
 # ---------------------------------------------------------------------------------------------
-class MultivariateNormal(Distribution):
+class MultivariateNormal(Gaussian):
     """Gaussian with mean ``loc`` (..., n) and one of ``covariance_matrix``, ``precision_matrix``
     or ``scale_tril`` (..., n, n), as ``torch.distributions.MultivariateNormal``."""
 
-    has_rsample = True
     arg_constraints = {"loc": constraints.finite, "covariance_matrix": positive_definite,
                        "precision_matrix": positive_definite, "scale_tril": lower_cholesky}
 
@@ -168,10 +195,6 @@ class MultivariateNormal(Distribution):
                              f"they must match")
         return n
 
-    def _matrix_shape(self) -> tuple:
-        """batch_shape + (n, n): the shape of the covariance, precision and scale_tril."""
-        return self.batch_shape + self.event_shape + self.event_shape
-
     # --- the three pieces every Gaussian gives gaussian_kl, and the rest is built from -----------
     def _square_root(self) -> Tensor:
         return self._unbroadcasted_scale_tril
@@ -184,7 +207,7 @@ class MultivariateNormal(Distribution):
         """log det Sigma / 2 = sum_i log L_ii (det L is the product of its diagonal)."""
         return diagonal(self._unbroadcasted_scale_tril).log().sum(axis=-1)
 
-    # --- drawing and density -------------------------------------------------------------------------
+    # --- drawing (log_prob and entropy come from Gaussian) ----------------------------------------
     def rsample(self, sample_shape=(), rng: Optional[np.random.Generator] = None) -> Tensor:
         """z = loc + L eps: the reparameterization trick with a matrix. eps is a plain input leaf."""
         shape = self._extended_shape(sample_shape)
@@ -192,20 +215,7 @@ class MultivariateNormal(Distribution):
         eps = Tensor(noise, name="eps ~ N(0, I)")
         return self.loc + matrix_times_vector(self._unbroadcasted_scale_tril, eps)
 
-    def log_prob(self, value) -> Tensor:
-        """-|L^-1 (value - loc)|^2 / 2 - sum_i log L_ii - (n / 2) log(2 pi)."""
-        squared_length = self._inverse_quadratic(column(self._value(value) - self.loc))
-        return -0.5 * squared_length - self._half_log_det() - 0.5 * self.event_shape[0] * LOG_2PI
-
-    def entropy(self) -> Tensor:
-        n = self.event_shape[0]
-        return expand(self._half_log_det() + 0.5 * n * (1.0 + LOG_2PI), self.batch_shape)
-
     # --- moments and the three matrices -------------------------------------------------------------
-    @property
-    def mean(self) -> Tensor:
-        return self.loc
-
     @property
     def variance(self) -> Tensor:
         """Var z_i = Sigma_ii = sum_k L_ik^2."""
